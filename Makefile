@@ -1,0 +1,45 @@
+# Two set-up commands on a fresh machine: `make run` and `make test`.
+# Both create .venv if it is missing and install the project into it.
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+CORES   ?= 2
+PROFILE ?= config/config.yaml
+TARGET  ?= all
+# `make run` restricts the paper grid to the datasets this machine can reach;
+# on a connected machine use `make run DATASETS=` (empty = every dataset in the profile).
+DATASETS ?= ml-100k
+# Where the workflow reads archives instead of downloading them (empty = download).
+CEL_DATA_MIRROR ?= $(abspath ../shared/data/movielens)
+export CEL_DATA_MIRROR
+
+.PHONY: run test smoke quick venv bench mlflow-ui clean
+
+$(BIN)/cel: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/cel
+
+venv: $(BIN)/cel
+
+run: $(BIN)/cel
+	$(BIN)/snakemake --cores $(CORES) --configfile $(PROFILE) --config only_datasets=$(DATASETS) -- $(TARGET)
+
+smoke: $(BIN)/cel
+	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml -- all
+
+quick: $(BIN)/cel
+	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml -- all
+
+test: $(BIN)/cel
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/cel
+	$(BIN)/python benchmarks/bench_nmf_step.py
+
+mlflow-ui: $(BIN)/cel
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow/mlflow.db --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf results resources .snakemake

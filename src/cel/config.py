@@ -1,0 +1,254 @@
+"""Configuration: one JSON schema, validated once, turned into typed dataclasses.
+
+The schema (``resources/config.schema.yaml``) carries a description and a default for every
+key and rejects unknown keys. Code below never reads the raw dict by string key deep inside
+the library: it gets a :class:`ProjectConfig` or a :class:`RunSpec`.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, missing or of the wrong type; the message names the key."""
+
+
+def load_schema() -> dict:
+    text = resources.files("cel").joinpath("resources/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _fill_defaults(node: Any, schema: dict) -> Any:
+    """Fill ``default`` values of the schema into ``node`` (recursively, objects and arrays)."""
+    if isinstance(node, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in node and "default" in sub:
+                node[key] = copy.deepcopy(sub["default"])
+            if key in node:
+                node[key] = _fill_defaults(node[key], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in node:
+                if key not in schema.get("properties", {}):
+                    node[key] = _fill_defaults(node[key], extra)
+    elif isinstance(node, list) and isinstance(schema.get("items"), dict):
+        node = [_fill_defaults(x, schema["items"]) for x in node]
+    return node
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        # the offending key is in the message, not in the path
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        path = ".".join(filter(None, [path, *extra]))
+    return path or "<root>"
+
+
+def validate(raw: dict) -> dict:
+    """Validate ``raw`` against the schema, fill defaults, and return a new dict.
+
+    Raises :class:`ConfigError` naming the offending key on the first problem found.
+    """
+    schema = load_schema()
+    cfg = copy.deepcopy(raw or {})
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        kind = "unknown key" if e.validator == "additionalProperties" else "invalid value"
+        raise ConfigError(f"config {kind} at '{_key_path(e)}': {e.message}")
+    cfg = _fill_defaults(cfg, schema)
+    _check_references(cfg)
+    return cfg
+
+
+def _check_references(cfg: dict) -> None:
+    """Cross-key checks the JSON schema cannot express (names used in the grid must exist)."""
+    from cel.embeddings import EMBEDDINGS
+    from cel.models import MODELS
+
+    for b, block in enumerate(cfg["grid"]):
+        for key, known in (
+            ("datasets", cfg["datasets"]),
+            ("variants", cfg["variants"]),
+            ("models", MODELS),
+            ("methods", EMBEDDINGS),
+        ):
+            for name in block.get(key, []):
+                if name not in known:
+                    raise ConfigError(
+                        f"config invalid value at 'grid.{b}.{key}': '{name}' is not defined "
+                        f"(known: {', '.join(sorted(known)) or 'none'})"
+                    )
+        for name in block["models"]:
+            if name not in cfg["models"]:
+                cfg["models"][name] = _fill_defaults({}, load_schema()["properties"]["models"]["additionalProperties"])
+        for name in block["methods"]:
+            cfg["methods"].setdefault(name, {})
+            EMBEDDINGS[name].Params.from_dict(cfg["methods"][name], key=f"methods.{name}")
+    for name in cfg["methods"]:
+        if name not in EMBEDDINGS:
+            raise ConfigError(f"config unknown key at 'methods.{name}': no such embedding method")
+    for name in cfg["models"]:
+        if name not in MODELS:
+            raise ConfigError(f"config unknown key at 'models.{name}': no such interaction model")
+
+
+def load_config(*paths: str | os.PathLike, overrides: dict | None = None) -> "ProjectConfig":
+    """Read one or more YAML profiles (later ones update earlier ones), validate, type."""
+    raw: dict = {}
+    for p in paths:
+        with open(p) as fh:
+            loaded = yaml.safe_load(fh) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        raw = _deep_update(raw, loaded)
+    if overrides:
+        raw = _deep_update(raw, overrides)
+    return ProjectConfig.from_dict(validate(raw))
+
+
+def _deep_update(base: dict, new: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_update(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+# --------------------------------------------------------------------------- typed views
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "gd"
+    lr: float = 1e-4
+    steps: int = 2000
+    eval_every: int = 50
+    log_every: int = 200
+    seed: int = 0
+    threads: int = 1
+    val_fraction: float = 0.0
+    patience: int = 0
+    min_steps: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    rank: int = 64
+    reg: float = 1.0
+    nonneg: str = "abs"
+
+
+def format_compression(c: float) -> str:
+    """100 -> '100', 0.5 -> '0.5' (the keys used in paper_results.yaml and in run paths)."""
+    return f"{c:g}"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run = dataset x variant x model x method x compression x fold (one Snakemake job)."""
+
+    dataset: str
+    variant: str
+    model: str
+    method: str
+    compression: str  # as in paths and paper_results.yaml: "100", "5", "0.5"
+    fold: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.variant}/{self.model}/{self.method}/cr{self.compression}/f{self.fold}"
+
+
+@dataclass
+class ProjectConfig:
+    raw: dict
+    results_dir: Path
+    archives_dir: Path
+    train: TrainConfig
+    folds: int
+    split_seed: int
+    only_datasets: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_dict(cls, cfg: dict) -> "ProjectConfig":
+        only = tuple(s for s in cfg["only_datasets"].split(",") if s.strip())
+        for name in only:
+            if name not in cfg["datasets"]:
+                raise ConfigError(f"config invalid value at 'only_datasets': unknown dataset '{name}'")
+        return cls(
+            raw=cfg,
+            results_dir=Path(cfg["results_dir"]),
+            archives_dir=Path(cfg["archives_dir"]),
+            train=TrainConfig(**cfg["train"]),
+            folds=cfg["split"]["folds"],
+            split_seed=cfg["split"]["seed"],
+            only_datasets=only,
+        )
+
+    # -- lookups -----------------------------------------------------------------------
+    def dataset(self, name: str) -> dict:
+        return self.raw["datasets"][name]
+
+    def variant(self, name: str) -> dict:
+        return self.raw["variants"][name]
+
+    def model(self, name: str) -> ModelConfig:
+        return ModelConfig(**self.raw["models"].get(name, {}))
+
+    def method_params(self, name: str) -> dict:
+        return self.raw["methods"].get(name, {})
+
+    @property
+    def mirror(self) -> str | None:
+        env = os.environ.get("CEL_DATA_MIRROR")
+        return env if env else self.raw["data"]["mirror"]
+
+    @property
+    def require_checksums(self) -> bool:
+        return self.raw["data"]["require_checksums"]
+
+    def runs(self) -> list[RunSpec]:
+        """Every run of the grid (deduplicated, in grid order)."""
+        out: dict[str, RunSpec] = {}
+        for block in self.raw["grid"]:
+            for ds, var, model, method, cr, fold in product(
+                block["datasets"], block["variants"], block["models"], block["methods"],
+                block["compressions"], block["folds"],
+            ):
+                if self.only_datasets and ds not in self.only_datasets:
+                    continue
+                if fold >= self.folds:
+                    raise ConfigError(f"config invalid value at 'grid': fold {fold} >= split.folds={self.folds}")
+                spec = RunSpec(ds, var, model, method, format_compression(cr), fold)
+                out.setdefault(spec.key, spec)
+        return list(out.values())
+
+    def resolved_run(self, spec: RunSpec) -> dict:
+        """Everything that determines the result of one run (hashed into `config_hash`)."""
+        return {
+            "run": asdict(spec),
+            "dataset": self.dataset(spec.dataset),
+            "variant": self.variant(spec.variant),
+            "split": {"folds": self.folds, "seed": self.split_seed},
+            "model": asdict(self.model(spec.model)),
+            "method": self.method_params(spec.method),
+            "train": asdict(self.train),
+        }
+
+
+def config_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Data: download + verify, parsers, prepared tables, variants, splits, synthetic generators."""

@@ -1,0 +1,9 @@
+"""Embedding methods, one per file, registered by the keys used in paper_results.yaml."""
+from cel.embeddings.base import ClusteredEmbedding, EmbeddingMethod, MethodParams
+from cel.embeddings.full import FullEmbedding
+
+EMBEDDINGS: dict[str, type[EmbeddingMethod]] = {
+    "full": FullEmbedding,
+}
+
+__all__ = ["EMBEDDINGS", "EmbeddingMethod", "MethodParams", "ClusteredEmbedding", "FullEmbedding"]

@@ -1,0 +1,26 @@
+"""Evaluation metrics (rating prediction: MSE; per-bucket MSE by entity interaction count)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def mse(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean squared error, the paper's test metric for rating prediction."""
+    if pred.shape != target.shape:
+        raise ValueError(f"shape mismatch {tuple(pred.shape)} vs {tuple(target.shape)}")
+    if pred.numel() == 0:
+        raise ValueError("mse of an empty set")
+    return float((pred.double() - target.double()).pow(2).mean())
+
+
+def bucket_mse(pred: np.ndarray, target: np.ndarray, counts: np.ndarray, edges: list[int]) -> dict[str, float]:
+    """MSE per bucket of the entity's training interaction count (Figure 4): [e_k, e_{k+1})."""
+    out = {}
+    err = (np.asarray(pred, dtype=np.float64) - target) ** 2
+    bounds = list(edges) + [np.inf]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        m = (counts >= lo) & (counts < hi)
+        if m.any():
+            out[f"{lo}-{'inf' if hi == np.inf else int(hi)}"] = float(err[m].mean())
+    return out

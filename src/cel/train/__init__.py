@@ -1,0 +1,1 @@
+"""Training: one generic full-batch trainer with named callback events, and the run driver."""

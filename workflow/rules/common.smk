@@ -1,0 +1,73 @@
+# Input functions, target lists and wildcard constraints. No rules here.
+import sys
+from pathlib import Path
+
+import yaml
+
+from cel import paths
+from cel.config import ProjectConfig, validate
+from cel.data.sources import SOURCES
+from cel.tables import TABLES
+
+# Validate once (unknown or ill-typed keys fail here, naming the key) and type the config.
+CFG = ProjectConfig.from_dict(validate(config))
+RES = str(CFG.results_dir)
+ARCH = str(CFG.archives_dir)
+# The validated config (with --config overrides and defaults) is what every rule hands to the
+# `cel` CLI; it is rewritten only when it changes, so its mtime triggers nothing spuriously.
+RESOLVED = f"{RES}/config.resolved.yaml"
+_text = yaml.safe_dump(CFG.raw, sort_keys=True)
+if not Path(RESOLVED).exists() or Path(RESOLVED).read_text() != _text:
+    Path(RESOLVED).parent.mkdir(parents=True, exist_ok=True)
+    Path(RESOLVED).write_text(_text)
+CEL = f"{sys.executable} -m cel.cli"
+RUNS = CFG.runs()
+
+
+def _alts(values):
+    return "|".join(sorted({str(v).replace(".", r"\.") for v in values})) or "NONE"
+
+
+wildcard_constraints:
+    dataset=_alts(CFG.raw["datasets"]),
+    variant=_alts(CFG.raw["variants"]),
+    model=_alts(r.model for r in RUNS),
+    method=_alts(r.method for r in RUNS),
+    compression=_alts(r.compression for r in RUNS),
+    fold=r"\d+",
+    archive=_alts(s.archive for s in SOURCES.values()),
+    table=_alts(TABLES),
+
+
+def get_archive(wildcards):
+    kind = CFG.dataset(wildcards.dataset)["kind"]
+    return [f"{ARCH}/{SOURCES[kind].archive}"] if kind in SOURCES else []
+
+
+def get_dataset_of_archive(wildcards):
+    for name, ds in CFG.raw["datasets"].items():
+        if ds["kind"] in SOURCES and SOURCES[ds["kind"]].archive == wildcards.archive:
+            return name
+    raise ValueError(f"no configured dataset uses {wildcards.archive}")
+
+
+def get_run_inputs(wildcards):
+    vdir = f"{RES}/data/{wildcards.dataset}/{wildcards.variant}"
+    return {"interactions": f"{vdir}/interactions.parquet", "folds": f"{vdir}/folds.parquet"}
+
+
+def get_run_key(wildcards):
+    w = wildcards
+    return f"{w.dataset}/{w.variant}/{w.model}/{w.method}/cr{w.compression}/f{w.fold}"
+
+
+def get_all_metrics(wildcards=None):
+    return [str(paths.run_dir(RES, r) / "metrics.json") for r in RUNS]
+
+
+def get_all_mirrors(wildcards=None):
+    return [str(paths.run_dir(RES, r) / "mlflow.json") for r in RUNS]
+
+
+def get_final_output():
+    return [f"{RES}/summary.csv"] + [f"{RES}/tables/{t}.tex" for t in CFG.raw["tables"]]

@@ -1,0 +1,56 @@
+# raw archive -> prepared tables -> variant -> CV split
+
+
+rule download_archive:
+    output:
+        f"{ARCH}/{{archive}}",
+    params:
+        cel=CEL,
+        config=RESOLVED,
+        dataset=get_dataset_of_archive,
+    log:
+        f"{RES}/logs/download_archive/{{archive}}.log",
+    shell:
+        "{params.cel} fetch {params.config} --dataset {params.dataset} > {log} 2>&1"
+
+
+rule prepare_dataset:
+    input:
+        get_archive,
+    output:
+        f"{RES}/data/{{dataset}}/prepared/interactions.parquet",
+    params:
+        cel=CEL,
+        config=RESOLVED,
+    log:
+        f"{RES}/logs/prepare_dataset/{{dataset}}.log",
+    shell:
+        "{params.cel} prepare {params.config} --dataset {wildcards.dataset} > {log} 2>&1"
+
+
+rule make_variant:
+    input:
+        f"{RES}/data/{{dataset}}/prepared/interactions.parquet",
+    output:
+        f"{RES}/data/{{dataset}}/{{variant}}/interactions.parquet",
+    params:
+        cel=CEL,
+        config=RESOLVED,
+    log:
+        f"{RES}/logs/make_variant/{{dataset}}/{{variant}}.log",
+    shell:
+        "{params.cel} variant {params.config} --dataset {wildcards.dataset} --variant {wildcards.variant} > {log} 2>&1"
+
+
+rule make_split:
+    input:
+        f"{RES}/data/{{dataset}}/{{variant}}/interactions.parquet",
+    output:
+        f"{RES}/data/{{dataset}}/{{variant}}/folds.parquet",
+    params:
+        cel=CEL,
+        config=RESOLVED,
+    log:
+        f"{RES}/logs/make_split/{{dataset}}/{{variant}}.log",
+    shell:
+        "{params.cel} split {params.config} --dataset {wildcards.dataset} --variant {wildcards.variant} > {log} 2>&1"

@@ -1,0 +1,30 @@
+# all runs -> summary.csv -> LaTeX tables
+
+
+rule aggregate_runs:
+    input:
+        metrics=get_all_metrics(),
+        mirrors=get_all_mirrors(),
+    output:
+        f"{RES}/summary.csv",
+    params:
+        cel=CEL,
+        config=RESOLVED,
+    log:
+        f"{RES}/logs/aggregate_runs.log",
+    shell:
+        "{params.cel} summarize {params.config} --out {output} > {log} 2>&1"
+
+
+rule make_table:
+    input:
+        f"{RES}/summary.csv",
+    output:
+        f"{RES}/tables/{{table}}.tex",
+    params:
+        cel=CEL,
+        config=RESOLVED,
+    log:
+        f"{RES}/logs/make_table/{{table}}.log",
+    shell:
+        "{params.cel} table {params.config} --name {wildcards.table} --summary {input} --out {output} > {log} 2>&1"
