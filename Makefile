@@ -24,13 +24,13 @@ $(BIN)/cel: pyproject.toml
 venv: $(BIN)/cel
 
 run: $(BIN)/cel
-	$(BIN)/snakemake --cores $(CORES) --configfile $(PROFILE) --config only_datasets=$(DATASETS) -- $(TARGET)
+	$(BIN)/snakemake $(TARGET) --cores $(CORES) --configfile $(PROFILE) --config only_datasets=$(DATASETS)
 
 smoke: $(BIN)/cel
-	$(BIN)/snakemake --cores $(CORES) --configfile config/smoke.yaml -- all
+	$(BIN)/snakemake all --cores $(CORES) --configfile config/smoke.yaml
 
 quick: $(BIN)/cel
-	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml -- all
+	$(BIN)/snakemake all --cores $(CORES) --configfile config/quick.yaml
 
 test: $(BIN)/cel
 	$(BIN)/python -m pytest -q

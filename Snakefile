@@ -2,7 +2,10 @@
 #   snakemake --cores 8 all                            the paper grid (config/config.yaml)
 #   snakemake --cores 2 --configfile config/smoke.yaml all
 #   snakemake --cores 2 results/tables/table7.tex     one target by name
-configfile: "config/config.yaml"
+# The paper grid is the default profile; a --configfile replaces it instead of merging into it,
+# so a profile (smoke, quick) holds exactly the keys it states plus the schema defaults.
+if not workflow.overwrite_configfiles:
+    workflow.configfile("config/config.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -1,0 +1,40 @@
+"""LaTeX table cells: our mean ± std over folds, the paper's value, and the delta."""
+import pandas as pd
+import pytest
+
+from cel.paper import paper_value
+from cel.report import COLUMNS
+from cel.tables import TABLES, cell_stats, render
+
+
+def _summary(values, method="full", compression="100", dataset="ml-100k"):
+    rows = [dict(dataset=dataset, variant="original", model="nmf", method=method, compression=compression,
+                 fold=f, metric="test_mse", value=v) for f, v in enumerate(values)]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def test_paper_values_copied():
+    assert paper_value("table7", "ml-100k", "full", "100") == 0.9283
+    assert paper_value("table7", "ml-100k", "cel", "0.5") == 0.8906
+    assert paper_value("table7", "ml-1m", "modulo", "5") == 1.0227
+    assert paper_value("table7", "ml-100k", "full", "5") is None
+    assert paper_value("table2", "ml-1m", "cel", "1", model="DIN") == 0.7787
+
+
+def test_cell_shows_mean_std_paper_delta():
+    s = _summary([0.90, 0.92, 0.94])
+    tex = render(s, TABLES["table7"])
+    # mean 0.92, sample std 0.02, delta 0.92 - 0.9283 = -0.0083
+    assert "0.9200 $\\pm$ 0.0200$^{n=3}$" in tex
+    assert "[0.9283; $-0.0083$]" in tex
+    assert "\\toprule" in tex and "\\bottomrule" in tex
+    stats = cell_stats(s, TABLES["table7"])
+    assert stats.loc[0, "delta"] == pytest.approx(0.92 - 0.9283)
+
+
+def test_rows_ordered_like_the_paper_and_unknown_datasets_get_columns():
+    s = pd.concat([_summary([1.0], method="cel", compression="5"), _summary([0.9]),
+                   _summary([0.2], dataset="synth")])
+    tex = render(s, TABLES["table7"])
+    assert tex.index("Vanilla full embedding") < tex.index("CEL &")
+    assert "synth" in tex and "[0.8689; $+0.1311$]" in tex

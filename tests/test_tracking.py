@@ -1,0 +1,60 @@
+"""MLflow mirror: idempotent, one active run per metrics.json, survives parallel writers."""
+import json
+from concurrent.futures import ProcessPoolExecutor
+
+from cel.config import RunSpec, load_config
+from cel.tracking import default_tracking_uri, mirror_run
+from cel.train.run import execute_run
+
+
+def _runs(results, experiment):
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient(default_tracking_uri(results))
+    exp = c.get_experiment_by_name(experiment)
+    return c.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_mirror_is_idempotent_and_replaces_changed_runs(profile_path, tmp_path):
+    cfg = load_config(profile_path())
+    res = tmp_path / "results"
+    spec = RunSpec("synth", "original", "nmf", "full", "100", 0)
+    run_dir = tmp_path / "run"
+    execute_run(cfg, spec, run_dir, log=lambda m: None)
+    rid = mirror_run(run_dir, res, experiment="t")
+    assert mirror_run(run_dir, res, experiment="t") == rid
+    runs = _runs(res, "t")
+    assert len(runs) == 1
+    r = runs[0]
+    rec = json.loads((run_dir / "metrics.json").read_text())
+    assert r.data.metrics["test_mse"] == rec["metrics"]["test_mse"]
+    assert r.data.tags["cel.config_hash"] == rec["tags"]["config_hash"]
+    assert r.data.params["train.steps"] == "60"
+    # a changed metrics.json replaces the run: still exactly one active run for this key
+    rec["metrics"]["test_mse"] = 123.0
+    (run_dir / "metrics.json").write_text(json.dumps(rec))
+    rid2 = mirror_run(run_dir, res, experiment="t")
+    runs = _runs(res, "t")
+    assert rid2 != rid and len(runs) == 1 and runs[0].data.metrics["test_mse"] == 123.0
+
+
+def _mirror_one(args):
+    run_dir, res = args
+    return mirror_run(run_dir, res, experiment="par")
+
+
+def test_parallel_mirrors_lose_no_run(profile_path, tmp_path):
+    cfg = load_config(profile_path())
+    res = tmp_path / "results"
+    dirs = []
+    for fold in range(5):
+        spec = RunSpec("synth", "original", "nmf", "full", "100", fold)
+        d = tmp_path / f"run{fold}"
+        execute_run(cfg, spec, d, log=lambda m: None)
+        dirs.append(d)
+    jobs = [(d, res) for d in dirs] * 2                      # every run mirrored twice, concurrently
+    with ProcessPoolExecutor(4) as pool:
+        ids = list(pool.map(_mirror_one, jobs))
+    runs = _runs(res, "par")
+    assert len(runs) == 5
+    assert set(ids) == {r.info.run_id for r in runs}
