@@ -185,7 +185,7 @@ class ProjectConfig:
 
     @classmethod
     def from_dict(cls, cfg: dict) -> "ProjectConfig":
-        only = tuple(s for s in cfg["only_datasets"].split(",") if s.strip())
+        only = tuple(s.strip() for s in (cfg["only_datasets"] or "").split(",") if s.strip())
         for name in only:
             if name not in cfg["datasets"]:
                 raise ConfigError(f"config invalid value at 'only_datasets': unknown dataset '{name}'")
