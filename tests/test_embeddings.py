@@ -33,9 +33,12 @@ def test_shapes_and_backward(name, compression):
 @pytest.mark.parametrize("name, compression", CASES)
 def test_num_parameters_matches_compression(name, compression):
     emb = _build(name, compression)
-    nominal = compression / 100 * M * R
-    assert emb.num_parameters() <= max(nominal * 1.5, R * 2)
-    assert emb.num_parameters() >= nominal * 0.5
+    budget = max(1, round(compression / 100 * M))          # M_q
+    assert 1 <= emb.embedding_rows() <= budget
+    assert emb.num_parameters() == emb.embedding_rows() * R + emb.index_entries()
+    assert emb.index_entries() <= M                           # at most one index per entity
+    if compression == 100:
+        assert emb.embedding_rows() == M
 
 
 @pytest.mark.parametrize("name, compression", CASES)

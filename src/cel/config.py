@@ -84,7 +84,7 @@ def _check_references(cfg: dict) -> None:
             ("datasets", cfg["datasets"]),
             ("variants", cfg["variants"]),
             ("models", MODELS),
-            ("methods", EMBEDDINGS),
+            ("methods", {**EMBEDDINGS, **cfg["methods"]}),
         ):
             for name in block.get(key, []):
                 if name not in known:
@@ -97,13 +97,25 @@ def _check_references(cfg: dict) -> None:
                 cfg["models"][name] = _fill_defaults({}, load_schema()["properties"]["models"]["additionalProperties"])
         for name in block["methods"]:
             cfg["methods"].setdefault(name, {})
-            EMBEDDINGS[name].Params.from_dict(cfg["methods"][name], key=f"methods.{name}")
+            params = {**method_entry(cfg, name)[1], **block["params"].get(name, {})}
+            EMBEDDINGS[method_entry(cfg, name)[0]].Params.from_dict(params, key=f"methods.{name}")
+        for name in block["params"]:
+            if name not in block["methods"]:
+                raise ConfigError(f"config unknown key at 'grid.{b}.params.{name}': not a method of the block")
     for name in cfg["methods"]:
-        if name not in EMBEDDINGS:
-            raise ConfigError(f"config unknown key at 'methods.{name}': no such embedding method")
+        if method_entry(cfg, name)[0] not in EMBEDDINGS:
+            raise ConfigError(f"config unknown key at 'methods.{name}': no such embedding method "
+                              f"(set base: to one of {', '.join(sorted(EMBEDDINGS))})")
     for name in cfg["models"]:
         if name not in MODELS:
             raise ConfigError(f"config unknown key at 'models.{name}': no such interaction model")
+
+
+def method_entry(cfg: dict, name: str) -> tuple[str, dict]:
+    """(registry key, parameters) of a configured method: ``base`` names the registered class
+    (default: the method's own name), so ablations are named variants of one method."""
+    entry = dict(cfg["methods"].get(name, {}))
+    return entry.pop("base", name), entry
 
 
 def load_config(*paths: str | os.PathLike, overrides: dict | None = None) -> "ProjectConfig":
@@ -140,6 +152,8 @@ class TrainConfig:
     log_every: int = 200
     seed: int = 0
     threads: int = 1
+    user_optimizer: str | None = None
+    user_lr: float | None = None
     val_fraction: float = 0.0
     patience: int = 0
     min_steps: int = 0
@@ -182,6 +196,7 @@ class ProjectConfig:
     folds: int
     split_seed: int
     only_datasets: tuple[str, ...] = field(default_factory=tuple)
+    _block_params: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_dict(cls, cfg: dict) -> "ProjectConfig":
@@ -189,7 +204,7 @@ class ProjectConfig:
         for name in only:
             if name not in cfg["datasets"]:
                 raise ConfigError(f"config invalid value at 'only_datasets': unknown dataset '{name}'")
-        return cls(
+        obj = cls(
             raw=cfg,
             results_dir=Path(cfg["results_dir"]),
             archives_dir=Path(cfg["archives_dir"]),
@@ -198,6 +213,8 @@ class ProjectConfig:
             split_seed=cfg["split"]["seed"],
             only_datasets=only,
         )
+        obj.runs()  # checks the grid and records each run's block parameters
+        return obj
 
     # -- lookups -----------------------------------------------------------------------
     def dataset(self, name: str) -> dict:
@@ -209,8 +226,15 @@ class ProjectConfig:
     def model(self, name: str) -> ModelConfig:
         return ModelConfig(**self.raw["models"].get(name, {}))
 
-    def method_params(self, name: str) -> dict:
-        return self.raw["methods"].get(name, {})
+    def method_class(self, name: str) -> str:
+        return method_entry(self.raw, name)[0]
+
+    def method_params(self, name: str, spec: "RunSpec | None" = None) -> dict:
+        """Parameters of a method, with the overrides of the grid block that defines ``spec``."""
+        params = method_entry(self.raw, name)[1]
+        if spec is not None:
+            params = {**params, **self._block_params.get(spec.key, {})}
+        return params
 
     @property
     def mirror(self) -> str | None:
@@ -235,6 +259,7 @@ class ProjectConfig:
                     raise ConfigError(f"config invalid value at 'grid': fold {fold} >= split.folds={self.folds}")
                 spec = RunSpec(ds, var, model, method, format_compression(cr), fold)
                 out.setdefault(spec.key, spec)
+                self._block_params.setdefault(spec.key, block["params"].get(method, {}))
         return list(out.values())
 
     def resolved_run(self, spec: RunSpec) -> dict:
@@ -245,7 +270,7 @@ class ProjectConfig:
             "variant": self.variant(spec.variant),
             "split": {"folds": self.folds, "seed": self.split_seed},
             "model": asdict(self.model(spec.model)),
-            "method": self.method_params(spec.method),
+            "method": {"base": self.method_class(spec.method), **self.method_params(spec.method, spec)},
             "train": asdict(self.train),
         }
 

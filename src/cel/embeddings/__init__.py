@@ -1,9 +1,11 @@
 """Embedding methods, one per file, registered by the keys used in paper_results.yaml."""
 from cel.embeddings.base import ClusteredEmbedding, EmbeddingMethod, MethodParams
+from cel.embeddings.cel import CELEmbedding
 from cel.embeddings.full import FullEmbedding
 
 EMBEDDINGS: dict[str, type[EmbeddingMethod]] = {
     "full": FullEmbedding,
+    "cel": CELEmbedding,
 }
 
-__all__ = ["EMBEDDINGS", "EmbeddingMethod", "MethodParams", "ClusteredEmbedding", "FullEmbedding"]
+__all__ = ["EMBEDDINGS", "EmbeddingMethod", "MethodParams", "ClusteredEmbedding", "FullEmbedding", "CELEmbedding"]

@@ -25,9 +25,14 @@ class MethodParams:
         for k, v in d.items():
             if k not in names:
                 raise ConfigError(f"config unknown key at '{key}.{k}' (known: {', '.join(names) or 'none'})")
-            want = names[k].type if isinstance(names[k].type, type) else None
-            if want is not None and want is not bool and isinstance(v, bool):
-                raise ConfigError(f"config invalid value at '{key}.{k}': expected {want.__name__}, got bool")
+            default = names[k].default
+            want = type(default)
+            ok = (isinstance(v, bool) if want is bool else
+                  isinstance(v, (int, float)) and not isinstance(v, bool) if want is float else
+                  isinstance(v, int) and not isinstance(v, bool) if want is int else
+                  isinstance(v, want))
+            if not ok:
+                raise ConfigError(f"config invalid value at '{key}.{k}': expected {want.__name__}, got {v!r}")
         return cls(**d)
 
 
@@ -65,9 +70,21 @@ class EmbeddingMethod(nn.Module):
         """(M, R): the embedding of every entity (used by full-batch training and evaluation)."""
         return self.forward(torch.arange(self.num_entities))
 
-    def num_parameters(self) -> int:
-        """Numbers stored at test time (for the real compression ratio)."""
+    def embedding_rows(self) -> int:
+        """Rows of R numbers stored at test time (M_q for a compressed method)."""
         raise NotImplementedError
+
+    def index_entries(self) -> int:
+        """Other numbers stored at test time (assignment indices, codes, weights)."""
+        return 0
+
+    def num_parameters(self) -> int:
+        """Everything stored at test time: embedding rows × R plus index entries."""
+        return self.embedding_rows() * self.dim + self.index_entries()
+
+    def penalty(self) -> torch.Tensor | None:
+        """An extra loss term of the method (e.g. CEL's personalisation regulariser), or None."""
+        return None
 
     def constrained_parameters(self) -> list[nn.Parameter]:
         """Parameters the interaction model's constraint (e.g. NMF nonnegativity) applies to."""

@@ -22,5 +22,5 @@ class FullEmbedding(EmbeddingMethod):
     def table(self) -> torch.Tensor:
         return self.weight
 
-    def num_parameters(self) -> int:
-        return self.weight.numel()
+    def embedding_rows(self) -> int:
+        return self.num_entities

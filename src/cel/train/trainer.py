@@ -39,6 +39,10 @@ class Callback:
     def on_eval(self, trainer: "FullBatchTrainer", metrics: dict) -> None: ...
     def on_fit_end(self, trainer: "FullBatchTrainer") -> None: ...
 
+    def ready(self, trainer: "FullBatchTrainer") -> bool:
+        """False while the callback's schedule must run on (no early stop, no step selection)."""
+        return True
+
 
 @dataclass
 class History:
@@ -74,10 +78,25 @@ class FullBatchTrainer:
         self.optimizer = self.build_optimizer()
 
     # -- pieces a callback may call ------------------------------------------------------
-    def build_optimizer(self) -> torch.optim.Optimizer:
-        """One optimiser over all embedding parameters (rebuilt by callbacks that add parameters)."""
-        params = [p for m in (self.user_emb, self.item_emb, self.model) for p in m.parameters()]
-        return OPTIMIZERS[self.cfg.optimizer](params, lr=self.cfg.lr)
+    def build_optimizer(self) -> list[torch.optim.Optimizer]:
+        """Optimisers per parameter group (Tables 13-14 vary the user side separately): the user
+        group takes ``user_optimizer``/``user_lr`` when set, the item group (and the model's own
+        parameters) ``optimizer``/``lr``. Rebuilt by callbacks that add parameters."""
+        cfg = self.cfg
+        groups = {
+            (cfg.user_optimizer or cfg.optimizer, cfg.user_lr or cfg.lr): list(self.user_emb.parameters()),
+        }
+        item_key = (cfg.optimizer, cfg.lr)
+        groups.setdefault(item_key, [])
+        groups[item_key] = groups[item_key] + [p for m in (self.item_emb, self.model) for p in m.parameters()]
+        by_opt: dict[str, list[dict]] = {}
+        for (name, lr), params in groups.items():
+            if params:
+                by_opt.setdefault(name, []).append({"params": params, "lr": lr})
+        return [OPTIMIZERS[name](pg, lr=pg[0]["lr"]) for name, pg in by_opt.items()]
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return self.optimizer
 
     def constrain(self) -> None:
         for emb in (self.user_emb, self.item_emb):
@@ -89,7 +108,12 @@ class FullBatchTrainer:
         pred = score(self.model, self.user_emb, self.item_emb, self.pairs)
         sse = (pred - self.ratings).pow(2).sum()
         reg = sum(p.pow(2).sum() for m in (self.user_emb, self.item_emb) for p in m.parameters())
-        return sse + 0.5 * self.reg * reg, sse
+        total = sse + 0.5 * self.reg * reg
+        for emb in (self.user_emb, self.item_emb):
+            pen = emb.penalty()
+            if pen is not None:
+                total = total + pen
+        return total, sse
 
     def trigger(self, event: str, *args) -> None:
         with torch.no_grad():
@@ -115,11 +139,13 @@ class FullBatchTrainer:
         last = {}
         for self.step in range(1, cfg.steps + 1):
             ts = time.perf_counter()
-            self.optimizer.zero_grad(set_to_none=True)
+            for opt in self.optimizer:
+                opt.zero_grad(set_to_none=True)
             loss, sse = self.losses()
             loss.backward()
             self.trigger("on_after_backward")
-            self.optimizer.step()
+            for opt in self.optimizer:
+                opt.step()
             with torch.no_grad():
                 self.constrain()
             t_steps += time.perf_counter() - ts
@@ -158,6 +184,8 @@ class FullBatchTrainer:
     def _select(self, metrics: dict) -> bool:
         """Keep the best-validation snapshot; return True when patience is exhausted."""
         if "val_mse" not in metrics or self.step < self.cfg.min_steps:
+            return False
+        if not all(cb.ready(self) for cb in self.callbacks):
             return False
         if metrics["val_mse"] < self.best_val:
             self.best_val, self.best_step, self._stale = metrics["val_mse"], self.step, 0

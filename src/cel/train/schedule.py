@@ -1,0 +1,140 @@
+"""The CEL cluster schedule as a trainer callback (Section 3.2, Appendix A.1, D.2, 4.2.1).
+
+* after every backward: gradient averaging, Eq. (7): ∂L/∂B_q(k,:) is divided by the number
+  of entities in cluster k, so that clusters of any size move at a similar pace;
+* every t2 steps, while M_q is below the budget: split one cluster (criterion, then GPCA);
+* every t1 steps: reassign every entity to its lowest-loss cluster (Eq. 4), drop empty ones;
+* at ``personalize_at``: untie (all or only warm entities) and add the λ_p regulariser.
+
+All of it runs under ``torch.no_grad()`` (the trainer's ``trigger``).
+"""
+from __future__ import annotations
+
+import torch
+
+from cel.cluster.criteria import NEEDS_LOSS, ClusterStats, choose_cluster
+from cel.cluster.reassign import cluster_losses, reassign
+from cel.cluster.split import SplitContext, split_mask
+from cel.embeddings.cel import CELEmbedding
+from cel.train.trainer import Callback, FullBatchTrainer
+
+
+class ClusterSchedule(Callback):
+    def __init__(self, side: str = "item"):
+        if side not in ("item", "user"):
+            raise ValueError(side)
+        self.side = side
+        self.moves: list[tuple[int, int]] = []       # (step, entities moved) per reassignment
+        self.splits: list[tuple[int, int, int]] = []  # (step, parent, size of the parent before)
+        self.personalized_at = 0
+
+    # -- helpers ----------------------------------------------------------------------------
+    def emb(self, t: FullBatchTrainer) -> CELEmbedding:
+        return t.item_emb if self.side == "item" else t.user_emb
+
+    def _data(self, t: FullBatchTrainer):
+        """(other-side table (N_o, R), other index (D,), entity index (D,))."""
+        if self.side == "item":
+            return t.user_emb.table().detach(), t.pairs.users, t.pairs.items
+        return t.item_emb.table().detach(), t.pairs.items, t.pairs.users
+
+    def counts(self, t: FullBatchTrainer) -> torch.Tensor:
+        if not hasattr(self, "_counts"):
+            _, _, ent = self._data(t)
+            self._counts = torch.bincount(ent, minlength=self.emb(t).num_entities)
+        return self._counts
+
+    def ready(self, t: FullBatchTrainer) -> bool:
+        """Early stopping / step selection only once the cluster budget is reached."""
+        e = self.emb(t)
+        p = e.params
+        if p.personalize_at:
+            return self.personalized_at > 0
+        return not p.split or e.n_clusters >= e.max_clusters
+
+    # -- events -----------------------------------------------------------------------------
+    def on_after_backward(self, t: FullBatchTrainer) -> None:
+        e = self.emb(t)
+        if e.params.grad_avg and e.centroids.grad is not None:                 # Eq. (7)
+            sizes = torch.bincount(e.assign, minlength=e.max_clusters).clamp_min(1)
+            e.centroids.grad.div_(sizes[:, None].to(e.centroids.grad.dtype))
+
+    def on_step_end(self, t: FullBatchTrainer) -> None:
+        e, p, step = self.emb(t), self.emb(t).params, t.step
+        if e.personal is not None:
+            return
+        if p.personalize_at and step == p.personalize_at:
+            mask = self.counts(t) > p.warm_only if p.warm_only else torch.ones(e.num_entities, dtype=torch.bool)
+            e.personalize(mask)
+            t.optimizer = t.build_optimizer()
+            self.personalized_at = step
+            t.log(f"[cel] step {step}: personalised {int(mask.sum())} of {e.num_entities} entities")
+            return
+        if p.frozen_assignments:
+            return
+        if p.split and step % p.t2 == 0 and e.n_clusters < e.max_clusters:
+            self.split_once(t)
+        if p.reassign and step % p.t1 == 0 and (not p.reassign_until or step <= p.reassign_until):
+            self.reassign_all(t)
+
+    # -- the two cluster operations --------------------------------------------------------
+    def split_once(self, t: FullBatchTrainer) -> int | None:
+        e, p = self.emb(t), self.emb(t).params
+        grads = e.entity_grads()
+        if grads is None:
+            return None
+        losses = self.entity_losses(t) if p.criterion in NEEDS_LOSS else None
+        stats = ClusterStats(e.assign, e.n_clusters, self.counts(t), grads, losses)
+        k = choose_cluster(p.criterion, stats)
+        if k is None:
+            return None
+        members = torch.nonzero(e.assign == k).squeeze(1)
+        ctx = SplitContext(grads[members], self.counts(t)[members], e.generator, p.delta, p.normalize,
+                           reps=lambda: self.user_inspired(t)[members])
+        mask = split_mask(p.split_method, ctx)
+        new = e.split(k, mask)
+        self.splits.append((t.step, k, len(members)))
+        self._sync_optimizer_rows(t, e, src=torch.tensor([k]), dst=torch.tensor([new]))
+        return new
+
+    def reassign_all(self, t: FullBatchTrainer) -> int:
+        e = self.emb(t)
+        other, oidx, ent = self._data(t)
+        L = cluster_losses(t.model, other[oidx], ent, t.ratings, e.centroids.detach()[: e.n_clusters],
+                           e.num_entities, self.side, e.params.chunk_elems)
+        new_assign = reassign(L, e.assign, self.counts(t))
+        moved, mapping = e.reassign(new_assign)
+        keep = torch.nonzero(mapping >= 0).squeeze(1)
+        if len(keep) < len(mapping):
+            self._sync_optimizer_rows(t, e, src=keep, dst=mapping[keep], clear_from=len(keep))
+        self.moves.append((t.step, moved))
+        return moved
+
+    # -- statistics -------------------------------------------------------------------------
+    def entity_losses(self, t: FullBatchTrainer) -> torch.Tensor:
+        from cel.train.trainer import score
+
+        pred = score(t.model, t.user_emb, t.item_emb, t.pairs).detach()
+        _, _, ent = self._data(t)
+        return torch.zeros(self.emb(t).num_entities, dtype=torch.float64).index_add_(
+            0, ent, (pred - t.ratings).pow(2).double())
+
+    def user_inspired(self, t: FullBatchTrainer) -> torch.Tensor:
+        """(M, R): each entity as the mean embedding of the other side it interacted with."""
+        other, oidx, ent = self._data(t)
+        sums = torch.zeros(self.emb(t).num_entities, other.shape[1]).index_add_(0, ent, other[oidx])
+        return sums / self.counts(t).clamp_min(1)[:, None]
+
+    @staticmethod
+    def _sync_optimizer_rows(t: FullBatchTrainer, e: CELEmbedding, src, dst, clear_from=None) -> None:
+        """Keep per-row optimiser state (Adam moments, ...) with its cluster after a split
+        (the new row copies its parent's) or a compaction (rows move down)."""
+        for opt in t.optimizers():
+            state = opt.state.get(e.centroids)
+            if not state:
+                continue
+            for v in state.values():
+                if torch.is_tensor(v) and v.shape == e.centroids.shape:
+                    v[dst] = v[src].clone()
+                    if clear_from is not None:
+                        v[clear_from:] = 0
