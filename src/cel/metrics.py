@@ -24,3 +24,22 @@ def bucket_mse(pred: np.ndarray, target: np.ndarray, counts: np.ndarray, edges: 
         if m.any():
             out[f"{lo}-{'inf' if hi == np.inf else int(hi)}"] = float(err[m].mean())
     return out
+
+
+def adjusted_rand_index(a, b) -> float:
+    """Adjusted Rand index of two labelings (Hubert & Arabie 1985); 1 = identical partitions."""
+    a, b = np.asarray(a), np.asarray(b)
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    table = np.zeros((ai.max() + 1, bi.max() + 1), dtype=np.int64)
+    np.add.at(table, (ai, bi), 1)
+
+    def comb2(x):
+        return (x * (x - 1) / 2.0).sum()
+
+    sum_ij, sum_a, sum_b = comb2(table), comb2(table.sum(1)), comb2(table.sum(0))
+    expected = sum_a * sum_b / comb2(np.array([len(a)]))
+    max_index = (sum_a + sum_b) / 2.0
+    if max_index == expected:
+        return 1.0
+    return float((sum_ij - expected) / (max_index - expected))

@@ -76,9 +76,15 @@ def threshold(scores: torch.Tensor, ctx: SplitContext) -> float:
     if ctx.delta == "median":
         return float(scores.median())
     if ctx.delta == "balanced":
-        # members with score <= v stay; scores strictly above go to the new cluster
-        v = weighted_quickselect(scores.numpy(), ctx.counts.numpy())
-        return float(torch.nextafter(torch.tensor(v, dtype=scores.dtype), torch.tensor(float("inf"), dtype=scores.dtype)))
+        # v = weighted median of the scores (quickselect). Scores >= δ go to the new cluster
+        # (Eq. 6): δ = v sends v over, δ just above v keeps it; take the better-balanced one.
+        s, w = scores.double().numpy(), ctx.counts.double().numpy()
+        v = weighted_quickselect(s, w)
+        total, below, upto = w.sum(), w[s < v].sum(), w[s <= v].sum()
+        above_v = float(torch.nextafter(torch.tensor(v, dtype=scores.dtype), torch.tensor(float("inf"), dtype=scores.dtype)))
+        options = [(abs(2 * below - total), v), (abs(2 * upto - total), above_v)]
+        options = [o for o in options if 0 < (below if o[1] == v else upto) < total] or options
+        return float(min(options)[1])
     raise ValueError(f"unknown threshold delta {ctx.delta!r}")
 
 

@@ -1,0 +1,245 @@
+"""CEL (Section 3): the tests the algorithm must pass, each able to fail."""
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from cel.cluster.criteria import ClusterStats, choose_cluster
+from cel.cluster.reassign import cluster_losses, reassign
+from cel.cluster.split import (SplitContext, first_principal_component, split_mask, threshold,
+                               weighted_quickselect)
+from cel.config import TrainConfig, load_config
+from cel.embeddings.cel import CELEmbedding, CELParams
+from cel.embeddings.full import FullEmbedding
+from cel.metrics import adjusted_rand_index
+from cel.models.nmf import NMF
+from cel.models.pairs import PairIndex, sort_pairs
+from cel.train.run import execute_run
+from cel.train.schedule import ClusterSchedule
+from cel.train.trainer import FullBatchTrainer, score
+
+
+def _cel(M=40, R=4, compression=25.0, seed=0, **kw):
+    return CELEmbedding(M, R, compression, CELParams(**kw), torch.Generator().manual_seed(seed))
+
+
+def _data(N=30, M=40, D=400, seed=0):
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(N * M, D, replace=False)
+    u, i = codes // M, codes % M
+    o = sort_pairs(u, i)
+    return PairIndex.build(u[o], i[o], N, M), torch.as_tensor(rng.uniform(1, 5, D)[o], dtype=torch.float32)
+
+
+class _Dot(torch.nn.Module):
+    """A dot-product model *without* the fast path, to exercise the generic batched path."""
+
+    def forward(self, u, i):
+        return (u * i).sum(-1)
+
+
+# -- planted clusters ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_recovers_planted_clusters(tmp_path):
+    K = 6
+    prof = {
+        "results_dir": str(tmp_path / "r"),
+        "datasets": {"p": {"kind": "synthetic", "users": 400, "items": 150, "clusters": K, "rank": 4,
+                           "density": 0.25, "noise": 0.1, "popularity": 0.3, "seed": 0}},
+        "variants": {"original": {"kind": "original"}}, "models": {"nmf": {"rank": 8}},
+        "methods": {"cel": {"t1": 20, "t2": 10}},
+        "train": {"optimizer": "gd", "lr": 0.001, "steps": 1500, "eval_every": 50, "log_every": 10**6},
+        "grid": [{"datasets": ["p"], "methods": ["cel"], "compressions": [100 * K / 150], "folds": [0]}],
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(prof))
+    cfg = load_config(tmp_path / "p.yaml")
+    rec = execute_run(cfg, cfg.runs()[0], tmp_path / "run", log=lambda m: None)
+    learned = pd.read_parquet(tmp_path / "run" / "assignments.parquet").sort_values("entity")["cluster"]
+    planted = pd.read_parquet(tmp_path / "r" / "data" / "p" / "original" / "items.parquet").sort_values("item")["cluster"]
+    assert rec["clusters"]["item"]["final_clusters"] == K
+    assert adjusted_rand_index(learned, planted) >= 0.9
+    assert rec["metrics"]["test_mse"] < 2.0 * 0.1 ** 2         # noise floor: noise² = 0.01
+
+
+def test_adjusted_rand_index():
+    assert adjusted_rand_index([0, 0, 1, 1], [5, 5, 7, 7]) == pytest.approx(1.0)
+    assert adjusted_rand_index([0, 0, 1, 1], [0, 1, 0, 1]) < 0
+
+
+# -- GPCA ---------------------------------------------------------------------------------------
+def test_gpca_separates_two_group_gradient_mixture():
+    g = torch.Generator().manual_seed(0)
+    v = torch.tensor([3.0, -1.0, 2.0, 0.5])
+    labels = torch.arange(60) % 2 == 0
+    G = torch.where(labels[:, None], v, -v) + 0.3 * torch.randn(60, 4, generator=g) + 5.0  # offset: centring matters
+    ctx = SplitContext(G, torch.ones(60), g, delta="zero", normalize="center")
+    mask = split_mask("gpca", ctx)
+    assert torch.equal(mask, labels) or torch.equal(mask, ~labels)
+    p = first_principal_component(G - G.mean(0))
+    assert abs(float(p @ (v / v.norm()))) > 0.99
+
+
+def test_random_split_does_not_separate_the_mixture():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(60) % 2 == 0
+    v = torch.tensor([3.0, -1.0, 2.0, 0.5])
+    G = torch.where(labels[:, None], v, -v)
+    mask = split_mask("random", SplitContext(G, torch.ones(60), g))
+    agree = (mask == labels).float().mean()
+    assert 0.2 < agree < 0.8 and int(mask.sum()) == 30
+
+
+@pytest.mark.parametrize("method", ["random_projection", "bisect_gradient", "bisect_user"])
+def test_other_splitters_give_two_nonempty_sides(method):
+    g = torch.Generator().manual_seed(1)
+    G = torch.randn(20, 4, generator=g)
+    ctx = SplitContext(G, torch.ones(20), g, reps=lambda: torch.randn(20, 4, generator=g))
+    mask = split_mask(method, ctx)
+    assert 0 < int(mask.sum()) < 20
+
+
+def test_thresholds():
+    scores = torch.tensor([-3.0, -1.0, 0.5, 2.0, 4.0])
+    ctx = SplitContext(torch.zeros(5, 1), torch.tensor([1.0, 1.0, 1.0, 1.0, 10.0]), torch.Generator())
+    assert threshold(scores, ctx) == 0.0
+    ctx.delta = "median"
+    assert threshold(scores, ctx) == 0.5
+    ctx.delta = "balanced"   # total weight 14: {<= 2.0} holds 4, so the heavy item stands alone
+    d = threshold(scores, ctx)
+    assert 2.0 < d <= 4.0
+
+
+def test_weighted_quickselect_matches_sort():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        v, w = rng.normal(size=31), rng.integers(1, 20, size=31).astype(float)
+        order = np.argsort(v)
+        cum = np.cumsum(w[order])
+        expect = v[order][np.searchsorted(cum, w.sum() / 2)]
+        assert weighted_quickselect(v, w) == expect
+
+
+# -- reassignment -------------------------------------------------------------------------------
+@pytest.mark.parametrize("model", [NMF(), _Dot()])
+def test_reassignment_equals_brute_force_argmin(model):
+    pairs, x = _data()
+    g = torch.Generator().manual_seed(0)
+    A = torch.rand(30, 4, generator=g)
+    C = torch.rand(7, 4, generator=g)
+    L = cluster_losses(model, A[pairs.users], pairs.items, x, C, 40, "item", chunk_elems=500)
+    brute = torch.zeros(40, 7, dtype=torch.float64)
+    for j in range(40):
+        rows = pairs.items == j
+        for k in range(7):
+            brute[j, k] = ((x[rows] - A[pairs.users[rows]] @ C[k]) ** 2).sum()
+    assert torch.allclose(L, brute, rtol=1e-5, atol=1e-4)
+    current = torch.zeros(40, dtype=torch.long)
+    new = reassign(L, current, torch.bincount(pairs.items, minlength=40))
+    has = torch.bincount(pairs.items, minlength=40) > 0
+    assert torch.equal(new[has], brute.argmin(1)[has])
+
+
+def test_reassignment_drops_empty_clusters():
+    e = _cel(M=10, compression=50.0, m0=3)
+    before = e.assign.clone()
+    moved, mapping = e.reassign(torch.tensor([0, 0, 2, 2, 2, 0, 2, 0, 0, 2]))
+    assert e.n_clusters == 2 and mapping[1] == -1
+    assert set(e.assign.tolist()) == {0, 1}
+    assert moved == int((torch.tensor([0, 0, 2, 2, 2, 0, 2, 0, 0, 2]) != before).sum())
+
+
+# -- split --------------------------------------------------------------------------------------
+def test_split_leaves_predictions_unchanged():
+    e = _cel(M=40, compression=50.0, m0=3)
+    before = e.table().detach().clone()
+    members = int((e.assign == 1).sum())
+    mask = torch.arange(members) % 2 == 0
+    new = e.split(1, mask)
+    assert new == 3 and e.n_clusters == 4
+    assert torch.equal(e.table().detach(), before)
+    assert int((e.assign == 3).sum()) == int(mask.sum())
+
+
+def test_choose_cluster_criteria():
+    assign = torch.tensor([0, 0, 1, 1, 1, 2])
+    counts = torch.tensor([100, 100, 1, 1, 1, 500])
+    s = ClusterStats(assign, 3, counts, grads=torch.ones(6, 2), losses=torch.tensor([1.0, 1, 1, 1, 1, 9]))
+    assert choose_cluster("interactions", s) == 0        # cluster 2 has one member: not splittable
+    assert choose_cluster("entities", s) == 1
+    assert choose_cluster("total_loss", s) == 1
+    assert choose_cluster("grad_norm", s) == 1
+
+
+# -- gradient averaging -------------------------------------------------------------------------
+def test_gradient_averaging_matches_eq7():
+    """Hand case: 3 items, 2 clusters {0, 1} and {2}; dL/dB(j) = e_j-th row of G."""
+    e = _cel(M=3, R=2, compression=100.0, m0=2)
+    e.set_assignments(torch.tensor([0, 0, 1]), full=torch.zeros(3, 2))
+    G = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    (e.table() * G).sum().backward()
+    assert torch.equal(e.centroids.grad[:2], torch.tensor([[4.0, 6.0], [5.0, 6.0]]))  # summed
+    t = type("T", (), {"item_emb": e})()
+    ClusterSchedule("item").on_after_backward(t)
+    # Eq. (7): divided by |S_q(:, k)| = 2 and 1
+    assert torch.equal(e.centroids.grad[:2], torch.tensor([[2.0, 3.0], [5.0, 6.0]]))
+
+
+# -- the schedule end to end on the trainer ------------------------------------------------------
+def _trainer(params: dict, steps=60, optimizer="gd"):
+    pairs, x = _data()
+    g = torch.Generator().manual_seed(0)
+    ue = FullEmbedding(30, 4, 100.0, FullEmbedding.Params(), g)
+    ie = CELEmbedding(40, 4, 25.0, CELParams(**params), g)
+    cfg = TrainConfig(optimizer=optimizer, lr=0.005, steps=steps, eval_every=10, log_every=10**6)
+    return FullBatchTrainer(NMF(), ue, ie, pairs, x, cfg, reg=1.0, callbacks=[ClusterSchedule("item")],
+                            log=lambda m: None)
+
+
+def test_schedule_splits_to_budget_and_reassigns():
+    t = _trainer({"t1": 20, "t2": 5})
+    t.fit()
+    sched = t.callbacks[0]
+    assert len(sched.splits) >= 9                           # 1 -> 10 clusters (25% of 40) ...
+    assert 1 <= t.item_emb.n_clusters <= 10                 # ... minus clusters emptied since
+    assert len(sched.moves) == 3                            # steps 20, 40, 60
+    assert t.item_emb.cluster_sizes().min() >= 1            # no empty cluster kept
+    assert t.history.loss[-1] < t.history.loss[0]
+
+
+def test_adam_state_follows_split_rows():
+    t = _trainer({"t1": 1000, "t2": 5}, steps=5, optimizer="adam")
+    t.fit()
+    state = t.optimizer[0].state[t.item_emb.centroids]
+    parent = t.callbacks[0].splits[0][1]
+    assert torch.equal(state["exp_avg"][1], state["exp_avg"][parent])
+
+
+def test_personalization_unties_and_regularises():
+    t = _trainer({"t1": 20, "t2": 5, "personalize_at": 40, "lambda_p": 50.0}, steps=60)
+    t.fit()
+    e = t.item_emb
+    assert e.personal is not None and bool(e.personal_mask.all())
+    assert e.embedding_rows() == e.n_clusters + 40
+    assert e.penalty() is not None and float(e.penalty().detach()) > 0
+
+
+def test_personalize_warm_only():
+    t = _trainer({"t1": 20, "t2": 5, "personalize_at": 40, "warm_only": 10}, steps=45)
+    t.fit()
+    counts = torch.bincount(t.pairs.items, minlength=40)
+    assert torch.equal(t.item_emb.personal_mask, counts > 10)
+
+
+def test_no_split_ablation_starts_at_budget():
+    e = _cel(M=40, compression=25.0, split=False)
+    assert e.n_clusters == 10 and len(torch.unique(e.assign)) == 10
+
+
+def test_bad_cel_param_names_the_key():
+    from cel.config import ConfigError
+
+    with pytest.raises(ConfigError, match="split_method"):
+        CELParams(split_method="kmeans")
