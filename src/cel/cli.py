@@ -35,7 +35,8 @@ def _check_run(cfg, spec: RunSpec) -> None:
 
     for what, name, known in (("dataset", spec.dataset, cfg.raw["datasets"]),
                               ("variant", spec.variant, cfg.raw["variants"]),
-                              ("model", spec.model, MODELS), ("method", spec.method, EMBEDDINGS)):
+                              ("model", spec.model, MODELS),
+                              ("method", spec.method, {**EMBEDDINGS, **cfg.raw["methods"]})):
         if name not in known:
             raise ConfigError(f"--run: unknown {what} '{name}' (known: {', '.join(sorted(known))})")
     if spec.fold >= cfg.folds:

@@ -74,6 +74,6 @@ def generate(spec: SyntheticSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
     })
     items = pd.DataFrame({
         "raw_item": np.arange(spec.items), "title": [f"item {j}" for j in range(spec.items)],
-        "genres": "", "cluster": assign,
+        "genres": [f"g{k}" for k in assign], "cluster": assign,   # planted cluster as a "genre"
     })
     return inter, items

@@ -94,7 +94,7 @@ def init_clustering(emb, params, side: str, items: pd.DataFrame, train: pd.DataF
         if len(table) != emb.num_entities:
             raise ValueError(f"{params.frozen_assignments}: {len(table)} {side} assignments, "
                              f"expected {emb.num_entities}")
-        emb.set_assignments(torch.as_tensor(table["cluster"].to_numpy(), dtype=torch.long))
+        emb.set_assignments(torch.tensor(table["cluster"].to_numpy(), dtype=torch.long))
     elif params.init != "random":
         if side != "item":
             raise ValueError("rule-based initialisation is defined for items only")

@@ -44,13 +44,23 @@ class ClusterSchedule(Callback):
             self._counts = torch.bincount(ent, minlength=self.emb(t).num_entities)
         return self._counts
 
+    @staticmethod
+    def frozen(e: CELEmbedding) -> bool:
+        """A clustering taken from elsewhere and kept fixed (Table 11 retraining, Table 5 rules)."""
+        p = e.params
+        return bool(p.frozen_assignments) or (p.init != "random" and not p.cluster_after_init)
+
     def ready(self, t: FullBatchTrainer) -> bool:
-        """Early stopping / step selection only once the cluster budget is reached."""
+        """Early stopping / step selection only once the cluster budget is reached (or the
+        entities are untied, when personalisation is on)."""
         e = self.emb(t)
         p = e.params
         if p.personalize_at:
             return self.personalized_at > 0
-        return not p.split or e.n_clusters >= e.max_clusters
+        if self.frozen(e) or not p.split:
+            return True
+        self._reached = getattr(self, "_reached", False) or e.n_clusters >= e.max_clusters
+        return self._reached
 
     # -- events -----------------------------------------------------------------------------
     def on_after_backward(self, t: FullBatchTrainer) -> None:
@@ -70,7 +80,7 @@ class ClusterSchedule(Callback):
             self.personalized_at = step
             t.log(f"[cel] step {step}: personalised {int(mask.sum())} of {e.num_entities} entities")
             return
-        if p.frozen_assignments:
+        if self.frozen(e):
             return
         if p.split and step % p.t2 == 0 and e.n_clusters < e.max_clusters:
             self.split_once(t)
