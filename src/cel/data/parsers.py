@@ -4,6 +4,7 @@ Every malformed line raises :class:`~cel.data.fetch.DataError` naming the file a
 """
 from __future__ import annotations
 
+import csv
 import io
 
 import pandas as pd
@@ -18,7 +19,9 @@ GENRES_100K = [
 
 
 def _lines(data: bytes, encoding: str):
-    for no, line in enumerate(data.decode(encoding).splitlines(), start=1):
+    # split on "\n" only: str.splitlines() would also break inside a latin-1 title at 0x85, 0x0b, ...
+    for no, line in enumerate(data.decode(encoding).split("\n"), start=1):
+        line = line.removesuffix("\r")
         if line.strip():
             yield no, line
 
@@ -30,11 +33,15 @@ def parse_ratings(data: bytes, name: str, sep: str, encoding: str = "latin-1") -
     names the first bad line.
     """
     try:
-        text = data.decode(encoding).replace(sep, "\t") if sep != "\t" else data.decode(encoding)
+        text = data.decode(encoding)
+        if sep != "\t":
+            if "\t" in text:
+                raise ValueError("tab in a '::' file")    # let the validating parser name the line
+            text = text.replace(sep, "\t")
         df = pd.read_csv(
             io.StringIO(text), sep="\t", header=None, names=["raw_user", "raw_item", "rating", "timestamp"],
             dtype={"raw_user": "int64", "raw_item": "int64", "rating": "float64", "timestamp": "int64"},
-            engine="c", skip_blank_lines=True,
+            engine="c", skip_blank_lines=True, quoting=csv.QUOTE_NONE,
         )
         if len(df) and df["rating"].between(0, 5, inclusive="right").all() and not df.isna().any().any():
             return df

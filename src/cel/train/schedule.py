@@ -107,13 +107,28 @@ class ClusterSchedule(Callback):
         self._sync_optimizer_rows(t, e, src=torch.tensor([k]), dst=torch.tensor([new]))
         return new
 
+    def entity_major(self, t: FullBatchTrainer):
+        """(other index (D,), targets (D,), segment pointers (M+1,)) in entity-major order."""
+        if not hasattr(self, "_major"):
+            p = t.pairs
+            if self.side == "item":
+                self._major = (p.i_col, t.ratings[p.i_perm].contiguous(), p.i_crow)
+            else:
+                self._major = (p.items, t.ratings, p.u_crow)
+        return self._major
+
+    def best_assignment(self, t: FullBatchTrainer) -> torch.Tensor:
+        """(M,) the lowest-loss cluster of every entity (Eq. 4), without applying it."""
+        e = self.emb(t)
+        other = (t.user_emb if self.side == "item" else t.item_emb).table().detach()
+        oidx, x, crow = self.entity_major(t)
+        L = cluster_losses(t.model, other[oidx], x, e.centroids.detach()[: e.n_clusters], crow,
+                           self.side, e.params.chunk_elems)
+        return reassign(L, e.assign, self.counts(t))
+
     def reassign_all(self, t: FullBatchTrainer) -> int:
         e = self.emb(t)
-        other, oidx, ent = self._data(t)
-        L = cluster_losses(t.model, other[oidx], ent, t.ratings, e.centroids.detach()[: e.n_clusters],
-                           e.num_entities, self.side, e.params.chunk_elems)
-        new_assign = reassign(L, e.assign, self.counts(t))
-        moved, mapping = e.reassign(new_assign)
+        moved, mapping = e.reassign(self.best_assignment(t))
         keep = torch.nonzero(mapping >= 0).squeeze(1)
         if len(keep) < len(mapping):
             self._sync_optimizer_rows(t, e, src=keep, dst=mapping[keep], clear_from=len(keep))
