@@ -75,16 +75,8 @@ def trainer_for(inter, method: str, compression: float, m0: int = 0) -> FullBatc
 
 
 def one_step(t: FullBatchTrainer) -> None:
-    """Exactly the trainer's step: zero_grad, loss, backward, callbacks, optimiser, constraint."""
-    for opt in t.optimizer:
-        opt.zero_grad(set_to_none=True)
-    loss, _ = t.losses()
-    loss.backward()
-    t.trigger("on_after_backward")
-    for opt in t.optimizer:
-        opt.step()
-    with torch.no_grad():
-        t.constrain()
+    """Exactly the trainer's step (the same code path as training)."""
+    t.train_step()
 
 
 def timed(fn, reps: int, warmup: int = 3) -> float:

@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 
 from cel import paths
-from cel.config import ProjectConfig, validate
+from cel.config import ProjectConfig, config_hash, validate
 from cel.data.sources import SOURCES
 from cel.tables import TABLES
 
@@ -59,6 +59,12 @@ def get_run_inputs(wildcards):
 def get_run_key(wildcards):
     w = wildcards
     return f"{w.dataset}/{w.variant}/{w.model}/{w.method}/cr{w.compression}/f{w.fold}"
+
+
+def get_run_config_hash(wildcards):
+    """Hash of everything that determines the run: a change reruns exactly the affected runs."""
+    spec = next(r for r in RUNS if r.key == get_run_key(wildcards))
+    return config_hash(CFG.resolved_run(spec))
 
 
 def get_all_metrics(wildcards=None):

@@ -12,6 +12,7 @@ rule train_run:
         cel=CEL,
         config=RESOLVED,
         run=get_run_key,
+        config_hash=get_run_config_hash,
         outdir=f"{RES}/runs/{RUN}",
     threads: 1
     log:

@@ -131,6 +131,20 @@ class FullBatchTrainer:
         return metrics
 
     # -- the loop ---------------------------------------------------------------------------
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One full-batch step of embedding optimisation: loss, backward, callbacks, update,
+        constraint. Returns (total loss, sum of squared errors) before the update."""
+        for opt in self.optimizer:
+            opt.zero_grad(set_to_none=True)
+        loss, sse = self.losses()
+        loss.backward()
+        self.trigger("on_after_backward")
+        for opt in self.optimizer:
+            opt.step()
+        with torch.no_grad():
+            self.constrain()
+        return loss.detach(), sse.detach()
+
     def fit(self) -> History:
         cfg, n = self.cfg, len(self.pairs)
         self.constrain()
@@ -139,15 +153,7 @@ class FullBatchTrainer:
         last = {}
         for self.step in range(1, cfg.steps + 1):
             ts = time.perf_counter()
-            for opt in self.optimizer:
-                opt.zero_grad(set_to_none=True)
-            loss, sse = self.losses()
-            loss.backward()
-            self.trigger("on_after_backward")
-            for opt in self.optimizer:
-                opt.step()
-            with torch.no_grad():
-                self.constrain()
+            loss, sse = self.train_step()
             t_steps += time.perf_counter() - ts
             self.history.step.append(self.step)
             self.history.loss.append(loss.item())
