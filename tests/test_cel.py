@@ -18,6 +18,7 @@ from cel.metrics import adjusted_rand_index
 from cel.models.nmf import NMF
 from cel.models.pairs import PairIndex, sort_pairs
 from cel.train.run import execute_run
+from cel.train.grad_avg import GradientAveraging
 from cel.train.schedule import ClusterSchedule
 from cel.train.trainer import FullBatchTrainer, score
 
@@ -182,8 +183,9 @@ def test_gradient_averaging_matches_eq7():
     G = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     (e.table() * G).sum().backward()
     assert torch.equal(e.centroids.grad[:2], torch.tensor([[4.0, 6.0], [5.0, 6.0]]))  # summed
-    t = type("T", (), {"item_emb": e})()
-    ClusterSchedule("item").on_after_backward(t)
+    t = type("T", (), {"item_emb": e, "user_emb": FullEmbedding(2, 2, 100.0, FullEmbedding.Params(),
+                                                                torch.Generator())})()
+    GradientAveraging().on_after_backward(t)
     # Eq. (7): divided by |S_q(:, k)| = 2 and 1
     assert torch.equal(e.centroids.grad[:2], torch.tensor([[2.0, 3.0], [5.0, 6.0]]))
 
@@ -195,8 +197,8 @@ def _trainer(params: dict, steps=60, optimizer="gd"):
     ue = FullEmbedding(30, 4, 100.0, FullEmbedding.Params(), g)
     ie = CELEmbedding(40, 4, 25.0, CELParams(**params), g)
     cfg = TrainConfig(optimizer=optimizer, lr=0.005, steps=steps, eval_every=10, log_every=10**6)
-    return FullBatchTrainer(NMF(), ue, ie, pairs, x, cfg, reg=1.0, callbacks=[ClusterSchedule("item")],
-                            log=lambda m: None)
+    return FullBatchTrainer(NMF(), ue, ie, pairs, x, cfg, reg=1.0,
+                            callbacks=[ClusterSchedule("item"), GradientAveraging()], log=lambda m: None)
 
 
 def test_schedule_splits_to_budget_and_reassigns():

@@ -2,10 +2,12 @@
 from cel.embeddings.base import ClusteredEmbedding, EmbeddingMethod, MethodParams
 from cel.embeddings.cel import CELEmbedding
 from cel.embeddings.full import FullEmbedding
+from cel.embeddings.modulo import ModuloEmbedding
 
 EMBEDDINGS: dict[str, type[EmbeddingMethod]] = {
     "full": FullEmbedding,
     "cel": CELEmbedding,
+    "modulo": ModuloEmbedding,
 }
 
-__all__ = ["EMBEDDINGS", "EmbeddingMethod", "MethodParams", "ClusteredEmbedding", "FullEmbedding", "CELEmbedding"]
+__all__ = ["EMBEDDINGS", "EmbeddingMethod", "MethodParams", "ClusteredEmbedding", "FullEmbedding", "CELEmbedding", "ModuloEmbedding"]

@@ -82,6 +82,11 @@ class EmbeddingMethod(nn.Module):
         """Everything stored at test time: embedding rows × R plus index entries."""
         return self.embedding_rows() * self.dim + self.index_entries()
 
+    def shared_rows(self) -> tuple[nn.Parameter, torch.Tensor] | None:
+        """(stored table (K, R), row of each entity (M,)) when rows are shared and their
+        gradients should be averaged (Eq. 7); None otherwise."""
+        return None
+
     def penalty(self) -> torch.Tensor | None:
         """An extra loss term of the method (e.g. CEL's personalisation regulariser), or None."""
         return None

@@ -120,6 +120,10 @@ class CELEmbedding(EmbeddingMethod):
         diff = self.personal[m] - self.centroids[self.assign[m]]
         return 0.5 * self.params.lambda_p * diff.pow(2).sum()
 
+    def shared_rows(self):
+        """(B_q, assignment) for gradient averaging, Eq. (7), when ``grad_avg`` is on."""
+        return (self.centroids, self.assign) if self.params.grad_avg else None
+
     def cluster_sizes(self) -> torch.Tensor:
         return torch.bincount(self.assign, minlength=self.n_clusters)[: self.n_clusters]
 

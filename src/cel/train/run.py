@@ -25,6 +25,7 @@ from cel.metrics import bucket_mse, mse
 from cel.models import MODELS
 from cel.models.pairs import PairIndex, sort_pairs
 from cel.provenance import git_commit
+from cel.train.grad_avg import GradientAveraging
 from cel.train.schedule import ClusterSchedule
 from cel.train.trainer import FullBatchTrainer, score
 
@@ -130,12 +131,12 @@ def execute_run(cfg: ProjectConfig, spec: RunSpec, out_dir: str | Path, threads:
         return out
 
     items = pd.read_parquet(paths.variant_dir(cfg.results_dir, spec.dataset, spec.variant) / "items.parquet")
-    schedules = []
+    schedules: list = []
     for side, emb in clustered_sides(user_emb, item_emb):
         init_clustering(emb, emb.params, side, items, train)
         schedules.append(ClusterSchedule(side))
     trainer = FullBatchTrainer(model, user_emb, item_emb, train_pairs, train_y, cfg.train,
-                               reg=cfg.model(spec.model).reg, evaluate=None, callbacks=schedules, log=log)
+                               reg=cfg.model(spec.model).reg, evaluate=None, callbacks=[GradientAveraging(), *schedules], log=log)
     trainer.evaluate = lambda: evaluate(trainer)
     hist = trainer.fit()
     user_emb, item_emb = trainer.user_emb, trainer.item_emb   # the selected (best-val) snapshot

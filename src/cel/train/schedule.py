@@ -1,7 +1,6 @@
-"""The CEL cluster schedule as a trainer callback (Section 3.2, Appendix A.1, D.2, 4.2.1).
+"""The CEL cluster schedule as a trainer callback (Section 3.2, Appendix A.1, 4.2.1).
 
-* after every backward: gradient averaging, Eq. (7): ∂L/∂B_q(k,:) is divided by the number
-  of entities in cluster k, so that clusters of any size move at a similar pace;
+(Gradient averaging, Eq. 7, is the generic :class:`cel.train.grad_avg.GradientAveraging`.)
 * every t2 steps, while M_q is below the budget: split one cluster (criterion, then GPCA);
 * every t1 steps: reassign every entity to its lowest-loss cluster (Eq. 4), drop empty ones;
 * at ``personalize_at``: untie (all or only warm entities) and add the λ_p regulariser.
@@ -63,12 +62,6 @@ class ClusterSchedule(Callback):
         return self._reached
 
     # -- events -----------------------------------------------------------------------------
-    def on_after_backward(self, t: FullBatchTrainer) -> None:
-        e = self.emb(t)
-        if e.params.grad_avg and e.centroids.grad is not None:                 # Eq. (7)
-            sizes = torch.bincount(e.assign, minlength=e.max_clusters).clamp_min(1)
-            e.centroids.grad.div_(sizes[:, None].to(e.centroids.grad.dtype))
-
     def on_step_end(self, t: FullBatchTrainer) -> None:
         e, p, step = self.emb(t), self.emb(t).params, t.step
         if e.personal is not None:
