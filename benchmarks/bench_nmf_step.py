@@ -53,7 +53,7 @@ from cel.data.prepare import remap
 from cel.data.sources import SOURCES
 from cel.data.synthetic import SyntheticSpec, generate
 from cel.embeddings.base import init_vectors
-from cel.models.pairs import PairIndex, _GatherDot, gather_dot, sort_pairs
+from cel.models.pairs import PairIndex, gather_dot, sort_pairs
 
 RANK = 64
 REG = 1.0                      # config/config.yaml: models.nmf.reg
@@ -143,8 +143,13 @@ class _SddmmDot(torch.autograd.Function):
         return torch.sparse.sampled_addmm(pattern, A, B.T, beta=0.0).values()
 
     @staticmethod
-    def backward(ctx, g):
-        return _GatherDot.backward(ctx, g)
+    def backward(ctx, g):                  # the same as cel.models.pairs._GatherDot.backward
+        A, B = ctx.saved_tensors
+        pairs: PairIndex = ctx.pairs
+        g = g.contiguous()
+        gA = pairs.user_csr(g) @ B if ctx.needs_input_grad[0] else None
+        gB = pairs.item_csr(g) @ A if ctx.needs_input_grad[1] else None
+        return gA, gB, None
 
 
 def pred_sddmm(A, B, pairs):
@@ -263,6 +268,29 @@ def time_dataset(ds: Dataset, threads: int, impls: list[str], warmup: int, block
 
 
 # --------------------------------------------------------------------------------------------
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):      # not available on this platform
+        return None
+
+
+def _busy_cpus(window: float = 1.0) -> float | None:
+    """CPUs kept busy by other processes, sampled from /proc/stat while this one sleeps (Linux)."""
+    def read():
+        with open("/proc/stat") as fh:
+            vals = [int(v) for v in fh.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        return sum(vals), idle
+    try:
+        t0, i0 = read()
+        time.sleep(window)
+        t1, i1 = read()
+    except (OSError, ValueError, IndexError):
+        return None
+    return round((os.cpu_count() or 1) * (1 - (i1 - i0) / max(1, t1 - t0)), 2)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -287,6 +315,9 @@ def main(argv=None) -> int:
     print(f"[bench] torch {torch.__version__}, python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; R={RANK}, reg={REG}, float32",
           flush=True)
+    load0, busy0 = _loadavg(), _busy_cpus()
+    print(f"[bench] before start: load average (1/5/15 min) {load0}, CPUs busy with other work "
+          f"(1 s sample) {busy0}", flush=True)
 
     datasets: list[Dataset] = []
     if not args.no_ml100k:
@@ -301,6 +332,7 @@ def main(argv=None) -> int:
         return 1
 
     report = {"torch": torch.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
+              "loadavg_start": load0, "busy_cpus_start": busy0,
               "rank": RANK, "reg": REG, "warmup": args.warmup, "impls": impls, "datasets": []}
     rows = []
     for ds in datasets:
@@ -362,8 +394,14 @@ def main(argv=None) -> int:
     for cells in lines:
         print(fmt(cells))
     total = time.perf_counter() - t_start
-    print(f"\n[bench] total {total:.1f}s", flush=True)
+    load1 = _loadavg()
+    print(f"\n[bench] total {total:.1f}s; load average at the end (1/5/15 min): {load1}", flush=True)
+    if busy0 is not None and busy0 > 0.25:
+        print(f"[bench] NOTE: other work kept {busy0:.2f} of {os.cpu_count()} CPUs busy before this run: "
+              "timings, multi-thread ones above all, are unreliable under contention "
+              "(an OpenMP thread that loses its core stalls every parallel region)", flush=True)
     report["total_seconds"] = total
+    report["loadavg_end"] = load1
 
     if args.json:
         path = Path(args.json)
