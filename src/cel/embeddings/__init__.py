@@ -1,4 +1,5 @@
 """Embedding methods, one per file, registered by the keys used in paper_results.yaml."""
+from cel.embeddings.bh import BHEmbedding
 from cel.embeddings.base import ClusteredEmbedding, EmbeddingMethod, MethodParams
 from cel.embeddings.cel import CELEmbedding
 from cel.embeddings.full import FullEmbedding
@@ -8,6 +9,7 @@ EMBEDDINGS: dict[str, type[EmbeddingMethod]] = {
     "full": FullEmbedding,
     "cel": CELEmbedding,
     "modulo": ModuloEmbedding,
+    "bh": BHEmbedding,
 }
 
-__all__ = ["EMBEDDINGS", "EmbeddingMethod", "MethodParams", "ClusteredEmbedding", "FullEmbedding", "CELEmbedding", "ModuloEmbedding"]
+__all__ = ["EMBEDDINGS", "EmbeddingMethod", "MethodParams", "ClusteredEmbedding", "FullEmbedding", "CELEmbedding", "ModuloEmbedding", "BHEmbedding"]

@@ -56,6 +56,9 @@ class EmbeddingMethod(nn.Module):
     """
 
     Params: ClassVar[type[MethodParams]] = MethodParams
+    #: True for a method whose own rule stores more rows than M_q (BH, Appendix D.1); it then
+    #: reports its real size in ``embedding_rows()`` and the metrics show both.
+    may_exceed_budget: ClassVar[bool] = False
 
     def __init__(self, num_entities: int, dim: int, compression: float, params: MethodParams,
                  generator: torch.Generator):

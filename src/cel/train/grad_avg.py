@@ -15,10 +15,10 @@ def average_shared_gradients(emb) -> None:
     shared = emb.shared_rows()
     if shared is None:
         return
-    weight, rows = shared                                   # (K, R) parameter, (M,) row of each entity
+    weight, rows = shared              # (K, R) parameter; (M,) or (M, B) row(s) of each entity
     if weight.grad is None:
         return
-    sizes = torch.bincount(rows, minlength=weight.shape[0]).clamp_min(1)
+    sizes = torch.bincount(rows.reshape(-1), minlength=weight.shape[0]).clamp_min(1)
     weight.grad.div_(sizes[:, None].to(weight.grad.dtype))
 
 
