@@ -18,7 +18,7 @@ import yaml
 from cel import paths
 from cel.config import ProjectConfig, RunSpec, config_hash
 from cel.data.pipeline import load_fold
-from cel.embeddings import EMBEDDINGS, ClusteredEmbedding
+from cel.embeddings import EMBEDDINGS, ClusteredEmbedding, CountAware
 from cel.embeddings.full import FullEmbedding
 from cel.io import write_json, write_text, write_parquet
 from cel.metrics import bucket_mse, mse
@@ -131,6 +131,9 @@ def execute_run(cfg: ProjectConfig, spec: RunSpec, out_dir: str | Path, threads:
         return out
 
     items = pd.read_parquet(paths.variant_dir(cfg.results_dir, spec.dataset, spec.variant) / "items.parquet")
+    for side, emb, col, n in (("user", user_emb, "user", data.n_users), ("item", item_emb, "item", data.n_items)):
+        if isinstance(emb, CountAware):                 # e.g. AE: the warmest entities get own rows
+            emb.set_counts(torch.as_tensor(np.bincount(train[col].to_numpy(), minlength=n)))
     schedules: list = []
     for side, emb in clustered_sides(user_emb, item_emb):
         init_clustering(emb, emb.params, side, items, train)
