@@ -180,17 +180,6 @@ CASES = [(n, c) for n in CLASSES for c in (5.0, 1.0)]
 
 
 @pytest.mark.parametrize("name, compression", CASES)
-def test_shapes_and_backward(name, compression):
-    emb = _build(name, compression)
-    ids = torch.tensor([[0, 5, 7], [1999, 3, 3]])
-    out = emb(ids)
-    assert out.shape == (2, 3, R)
-    assert emb.table().shape == (M, R)
-    out.pow(2).sum().backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in emb.parameters())
-
-
-@pytest.mark.parametrize("name, compression", CASES)
 def test_num_parameters_matches_compression(name, compression):
     emb = _build(name, compression)
     budget = max(1, round(compression / 100 * M))
@@ -216,10 +205,6 @@ def test_registry_bound_at_small_m(name, m):
         assert emb.table().shape == (m, R)
 
 
-@pytest.mark.parametrize("name, compression", CASES)
-def test_deterministic_with_seed(name, compression):
-    assert torch.equal(_build(name, compression, 3).table(), _build(name, compression, 3).table())
-    assert not torch.equal(_build(name, compression, 3).table(), _build(name, compression, 4).table())
 
 
 def test_run_driver_gives_ae_the_training_counts(tmp_path):
