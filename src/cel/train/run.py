@@ -144,11 +144,14 @@ def execute_run(cfg: ProjectConfig, spec: RunSpec, out_dir: str | Path, threads:
     hist = trainer.fit()
     user_emb, item_emb = trainer.user_emb, trainer.item_emb   # the selected (best-val) snapshot
     with torch.no_grad():
-        final = evaluate()
+        test_pred_t = score(model, user_emb, item_emb, test_pairs)
+        final = {"test_mse": mse(test_pred_t, test_y)}
+        if val_pairs is not None:
+            final["val_mse"] = mse(score(model, user_emb, item_emb, val_pairs), val_y)
         final_test = final["test_mse"]
         train_mse = mse(score(model, user_emb, item_emb, train_pairs), train_y)
         item_counts = np.bincount(train["item"].to_numpy(), minlength=data.n_items)
-        test_pred = score(model, user_emb, item_emb, test_pairs).numpy()
+        test_pred = test_pred_t.numpy()
         buckets = bucket_mse(test_pred, test_y.numpy(), item_counts[test_pairs.items.numpy()], BUCKET_EDGES)
     wall = time.perf_counter() - t_start
 

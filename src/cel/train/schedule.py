@@ -37,10 +37,13 @@ class ClusterSchedule(Callback):
             return t.user_emb.table().detach(), t.pairs.users, t.pairs.items
         return t.item_emb.table().detach(), t.pairs.items, t.pairs.users
 
+    def entity_index(self, t: FullBatchTrainer) -> torch.Tensor:
+        """(D,) the clustered entity of each training interaction."""
+        return t.pairs.items if self.side == "item" else t.pairs.users
+
     def counts(self, t: FullBatchTrainer) -> torch.Tensor:
         if not hasattr(self, "_counts"):
-            _, _, ent = self._data(t)
-            self._counts = torch.bincount(ent, minlength=self.emb(t).num_entities)
+            self._counts = torch.bincount(self.entity_index(t), minlength=self.emb(t).num_entities)
         return self._counts
 
     @staticmethod
@@ -133,7 +136,7 @@ class ClusterSchedule(Callback):
         from cel.train.trainer import score
 
         pred = score(t.model, t.user_emb, t.item_emb, t.pairs).detach()
-        _, _, ent = self._data(t)
+        ent = self.entity_index(t)
         return torch.zeros(self.emb(t).num_entities, dtype=torch.float64).index_add_(
             0, ent, (pred - t.ratings).pow(2).double())
 
