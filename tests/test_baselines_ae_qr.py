@@ -158,7 +158,7 @@ def test_qr_mult_init_and_nonnegativity():
     assert emb.quotient.min() >= 0.9 and emb.quotient.max() <= 1.1
     assert emb.remainder.abs().max().item() == pytest.approx(1.0)
     with torch.no_grad():                               # NMF's constraint keeps the product >= 0
-        for p in emb.constrained_parameters():
+        for p in emb.embedding_parameters():
             p.abs_()
     assert emb.table().min() >= 0
     add = _build("qr_add", 5.0)

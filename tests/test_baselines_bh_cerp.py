@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from cel.config import ConfigError
+from cel.embeddings.base import test_time
 from cel.embeddings.bh import choose_code, hash_ids, BHEmbedding, block_bits, block_memory, choose_blocks, code_length
 from cel.embeddings.cerp import CERPEmbedding
 
@@ -137,12 +138,12 @@ def test_cerp_soft_threshold_zeros_small_entries():
 
 
 def test_cerp_penalty_positive_and_reduces_magnitude():
-    emb = _build("cerp", 1.0, lambda_comp=0.0)
+    emb = _build("cerp", 1.0, lambda_comp=0.0, lambda_prune=1.0)
     pen = emb.penalty()
     assert pen is not None and pen.item() > 0
     before = sum(t.abs().sum() for t in emb.effective_tables()).item()
     pen.backward()
-    assert emb.sP.grad.le(0).all() and emb.sP.grad.lt(0).any()    # gradient descent raises s
+    assert emb.theta.grad.le(0).all() and emb.theta.grad.lt(0).any()   # GD raises s
     with torch.no_grad():
         for prm in emb.parameters():
             prm -= 1e-3 * prm.grad
@@ -174,25 +175,40 @@ def test_cerp_finalize_meets_budget_and_keeps_largest():
     with torch.no_grad():
         for prm in emb.parameters():
             prm -= 1e-2 * prm.grad
-        for prm in emb.constrained_parameters():
+        for prm in emb.embedding_parameters():
             prm.abs_()
     assert emb.nonzeros() <= budget
 
 
 def test_cerp_abs_constraint_keeps_embeddings_nonnegative():
     emb = _build("cerp", 1.0, threshold_init=-2.0)
-    assert set(map(id, emb.constrained_parameters())) == {id(emb.P), id(emb.Q)}
+    assert [id(x) for x in emb.embedding_parameters()] == [id(emb.weight)]   # not the thresholds
     with torch.no_grad():
-        for prm in emb.constrained_parameters():
+        for prm in emb.embedding_parameters():
             prm.abs_()
     assert emb.table().min() >= 0
 
 
-def test_cerp_sizes():
+def test_cerp_sizes_count_the_test_time_pruning():
     emb = _build("cerp", 1.0)
-    assert emb.dense_rows() == 90
-    assert emb.embedding_rows() == math.ceil(emb.nonzeros() / R)
+    assert emb.dense_rows() == 90 and emb.nonzeros() > emb.budget_entries()   # training mode: soft only
+    assert emb.embedding_rows() == math.ceil(min(emb.nonzeros(), emb.budget_entries()) / R) == 20
     assert emb.num_parameters() == emb.embedding_rows() * R + emb.index_entries()
+
+
+def test_cerp_test_time_keeps_the_largest_entries_within_budget():
+    emb = _build("cerp", 1.0)
+    train_table = emb.table().detach()
+    with test_time(emb):
+        assert emb.nonzeros() == emb.budget_entries()
+        p, q = (t.detach() for t in emb.effective_tables())
+        test_table = emb.table().detach()
+    assert emb.training                                           # mode restored
+    w = torch.cat([p, q]).abs().flatten()
+    soft = emb.effective_table().detach().abs().flatten()
+    assert soft[w > 0].min() >= soft[w == 0].max()                # the kept entries are the largest
+    assert not torch.equal(train_table, test_table)
+    assert torch.equal(test_table, (torch.cat([p, q])[emb.rows]).sum(1))
 
 
 # --- registry-style checks (BH is registered: tests/test_embeddings.py covers its shapes) -----------
@@ -224,3 +240,27 @@ def test_sizes(name, compression):
         assert emb.embedding_rows() <= emb.budget_rows()
 
 
+
+
+def test_cerp_prunes_then_retrains_on_schedule():
+    emb = _build("cerp", 1.0, finalize_at=7)
+    assert not emb.selectable()
+    with torch.no_grad():
+        for step in range(7):
+            emb.on_step(step)
+    assert not emb.finalized and emb.nonzeros() > emb.budget_entries()
+    with torch.no_grad():
+        emb.on_step(7)                                    # the latest step of phase 1
+    assert emb.finalized and emb.selectable() and emb.nonzeros() <= emb.budget_entries()
+    assert emb.penalty() is None                          # phase 2: retrain the kept entries only
+    within = _build("cerp", 5.0)                          # 2b = 90 rows <= M_q = 100 from the start
+    with torch.no_grad():
+        within.on_step(1)
+    assert within.finalized
+
+
+def test_cerp_threshold_gradients_are_averaged_like_their_rows():
+    emb = _build("cerp", 1.0, lambda_prune=0.0)
+    params, usage = emb.row_usage()
+    assert [id(p) for p in params] == [id(emb.weight), id(emb.theta)]
+    assert torch.equal(usage, torch.bincount(emb.rows.flatten(), minlength=2 * emb.buckets))

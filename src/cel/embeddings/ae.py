@@ -15,8 +15,8 @@ interactions of an entity. Concretely, with M_q = ``budget_rows()`` and W = floo
   shared part; with an odd M_q the shared part gets the extra row, M_q - W = ceil(M_q / 2)).
 
 The method cannot know the counts at construction, so it starts with counts = 0 for everyone
-(i.e. the first W ids are "warm") and the caller supplies the real training counts with
-:meth:`AEEmbedding.set_counts` before training (it only remaps entities to rows; the stored
+(i.e. the first W ids are "warm") and the run driver supplies the training fold through
+:meth:`AEEmbedding.fit_data` (the ``DataAware`` hook; or call :meth:`set_counts`) before training (it only remaps entities to rows; the stored
 vectors are unchanged). Edge case: M_q = 1 gives W = 0, every entity shares the single row.
 
 Stored at test time: the M_q rows plus the W ids of the warm entities (the warm-id table that
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cel.embeddings.base import EmbeddingMethod, MethodParams, init_vectors
+from cel.embeddings.base import EmbeddingMethod, MethodParams, TrainingData, init_vectors
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,10 @@ class AEEmbedding(EmbeddingMethod):
         self.n_warm = min(self.buckets // 2, num_entities)                       # W
         self.weight = nn.Parameter(init_vectors(self.buckets, dim, generator))  # (M_q, R)
         self.register_buffer("rows", ae_rows(torch.zeros(num_entities, dtype=torch.long), self.buckets))
+
+    def fit_data(self, data: TrainingData) -> None:
+        """DataAware hook: the warm entities are those with the most training interactions."""
+        self.set_counts(data.counts())
 
     def set_counts(self, counts: torch.Tensor) -> None:
         """Remap: the W entities with the most training interactions get the private rows."""

@@ -4,9 +4,10 @@ Shapes: M entities (users or items), R embedding dimension, K clusters/buckets s
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Iterator, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -86,16 +87,29 @@ class EmbeddingMethod(nn.Module):
         return self.embedding_rows() * self.dim + self.index_entries()
 
     def shared_rows(self) -> tuple[nn.Parameter, torch.Tensor] | None:
-        """(stored table (K, R), row of each entity (M,)) when rows are shared and their
-        gradients should be averaged (Eq. 7); None otherwise."""
+        """(stored table (K, R), row of each entity (M,) or rows (M, B)) when rows are shared
+        and their gradients should be averaged (Eq. 7); None otherwise."""
         return None
+
+    def row_usage(self) -> tuple[list[nn.Parameter], torch.Tensor] | None:
+        """([row-wise parameters (K, ...)], usage (K,)): how many entities use each row, the
+        divisor of gradient averaging (Eq. 7) for every listed parameter. Counted from
+        ``shared_rows()``; a method whose entities mix rows with weights (PreHash) overrides it
+        with the summed weights, one with more per-row parameters (CERP's thresholds) lists them."""
+        shared = self.shared_rows()
+        if shared is None:
+            return None
+        weight, rows = shared
+        return [weight], torch.bincount(rows.reshape(-1), minlength=weight.shape[0])
 
     def penalty(self) -> torch.Tensor | None:
         """An extra loss term of the method (e.g. CEL's personalisation regulariser), or None."""
         return None
 
-    def constrained_parameters(self) -> list[nn.Parameter]:
-        """Parameters the interaction model's constraint (e.g. NMF nonnegativity) applies to."""
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """The parameters that hold embedding vectors: the interaction model's constraint (NMF
+        nonnegativity) and the norm regulariser of Eq. (8) apply to them. Default: all; a method
+        with other parameters (PreHash's hash logits, CERP's pruning thresholds) leaves those out."""
         return list(self.parameters())
 
 
@@ -108,9 +122,57 @@ class ClusteredEmbedding(Protocol):
     def reassign(self, *args, **kwargs): ...
 
 
-@runtime_checkable
-class CountAware(Protocol):
-    """Methods that need each entity's training interaction count (AE's warm items); the run
-    driver calls ``set_counts`` once with the training fold's counts (checked with isinstance)."""
+@dataclass(frozen=True)
+class TrainingData:
+    """The training interactions as seen from one side (the side the method embeds).
 
-    def set_counts(self, counts: torch.Tensor) -> None: ...
+    ``entity`` (D,) ids of this side, ``other`` (D,) ids of the other side, ``ratings`` (D,).
+    """
+
+    entity: torch.Tensor
+    other: torch.Tensor
+    ratings: torch.Tensor
+    num_entities: int
+    num_other: int
+
+    def counts(self) -> torch.Tensor:
+        """(M,) training interactions of each entity (its warmth)."""
+        return torch.bincount(self.entity, minlength=self.num_entities)
+
+
+@runtime_checkable
+class DataAware(Protocol):
+    """Methods that look at the training fold before training: AE and PreHash (the warmest
+    entities), HashGNN (hash pretraining on the interaction graph). The run driver calls
+    ``fit_data`` once, before the first step (checked with isinstance)."""
+
+    def fit_data(self, data: TrainingData) -> None: ...
+
+
+@runtime_checkable
+class StepAware(Protocol):
+    """Methods with their own schedule outside gradient descent (eTree/JNKM re-cluster their
+    leaves, CERP hard-prunes and retrains). :class:`cel.train.method_steps.MethodSteps` calls
+    ``on_step(0)`` at fit start and ``on_step(step)`` after every optimiser step, under
+    ``torch.no_grad()``; validation selects a step only while ``selectable()`` is True."""
+
+    def on_step(self, step: int) -> None: ...
+
+    def selectable(self) -> bool: ...
+
+
+@contextlib.contextmanager
+def test_time(*modules: nn.Module) -> Iterator[None]:
+    """Evaluate what is stored at test time: puts the embeddings in ``eval()`` mode (eTree and
+    JNKM share their parents' rows, CERP applies its hard pruning) and restores the mode after."""
+    modes = [m.training for m in modules]
+    try:
+        for m in modules:
+            m.eval()
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+
+
+test_time.__test__ = False   # not a pytest test despite the name

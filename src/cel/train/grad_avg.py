@@ -2,7 +2,9 @@
 
 ΔB_q(k,:) = -η / ||S_q(:,k)||_0 · ∂L_k/∂B_q(k,:): after the backward pass, the gradient of a
 shared row is divided by the number of entities that use it, so that rows of any size are
-updated at a similar pace. Methods opt in through ``EmbeddingMethod.shared_rows()``.
+updated at a similar pace. Methods opt in through ``EmbeddingMethod.shared_rows()`` (hard
+sharing: the divisor counts the entities on a row) or ``row_usage()`` (soft sharing: PreHash
+divides by the summed mixture weights of a bucket).
 """
 from __future__ import annotations
 
@@ -12,14 +14,13 @@ from cel.train.trainer import Callback
 
 
 def average_shared_gradients(emb) -> None:
-    shared = emb.shared_rows()
-    if shared is None:
+    usage = emb.row_usage()
+    if usage is None:
         return
-    weight, rows = shared              # (K, R) parameter; (M,) or (M, B) row(s) of each entity
-    if weight.grad is None:
-        return
-    sizes = torch.bincount(rows.reshape(-1), minlength=weight.shape[0]).clamp_min(1)
-    weight.grad.div_(sizes[:, None].to(weight.grad.dtype))
+    params, sizes = usage              # [(K, R) parameters]; (K,) entities (or weights) per row
+    for param in params:
+        if param.grad is not None:
+            param.grad.div_(sizes.to(param.grad.dtype).clamp_min(1.0)[:, None])
 
 
 class GradientAveraging(Callback):

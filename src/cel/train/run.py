@@ -18,7 +18,7 @@ import yaml
 from cel import paths
 from cel.config import ProjectConfig, RunSpec, config_hash
 from cel.data.pipeline import load_fold
-from cel.embeddings import EMBEDDINGS, ClusteredEmbedding, CountAware
+from cel.embeddings import EMBEDDINGS, ClusteredEmbedding, DataAware, TrainingData, test_time
 from cel.embeddings.full import FullEmbedding
 from cel.io import write_json, write_text, write_parquet
 from cel.metrics import bucket_mse, mse
@@ -26,6 +26,7 @@ from cel.models import MODELS
 from cel.models.pairs import PairIndex, sort_pairs
 from cel.provenance import git_commit
 from cel.train.grad_avg import GradientAveraging
+from cel.train.method_steps import MethodSteps
 from cel.train.schedule import ClusterSchedule
 from cel.train.trainer import FullBatchTrainer, score
 
@@ -131,19 +132,22 @@ def execute_run(cfg: ProjectConfig, spec: RunSpec, out_dir: str | Path, threads:
         return out
 
     items = pd.read_parquet(paths.variant_dir(cfg.results_dir, spec.dataset, spec.variant) / "items.parquet")
-    for side, emb, col, n in (("user", user_emb, "user", data.n_users), ("item", item_emb, "item", data.n_items)):
-        if isinstance(emb, CountAware):                 # e.g. AE: the warmest entities get own rows
-            emb.set_counts(torch.as_tensor(np.bincount(train[col].to_numpy(), minlength=n)))
+    for emb, own, other, n_own, n_other in ((user_emb, "user", "item", data.n_users, data.n_items),
+                                            (item_emb, "item", "user", data.n_items, data.n_users)):
+        if isinstance(emb, DataAware):     # AE/PreHash: the warmest entities; HashGNN: pretraining
+            col = lambda name, dtype: torch.tensor(train[name].to_numpy(), dtype=dtype)   # noqa: E731 (a copy)
+            emb.fit_data(TrainingData(col(own, torch.long), col(other, torch.long), col("rating", torch.float32),
+                                      n_own, n_other))
     schedules: list = []
     for side, emb in clustered_sides(user_emb, item_emb):
         init_clustering(emb, emb.params, side, items, train)
         schedules.append(ClusterSchedule(side))
     trainer = FullBatchTrainer(model, user_emb, item_emb, train_pairs, train_y, cfg.train,
-                               reg=cfg.model(spec.model).reg, evaluate=None, callbacks=[GradientAveraging(), *schedules], log=log)
+                               reg=cfg.model(spec.model).reg, evaluate=None, callbacks=[GradientAveraging(), MethodSteps(), *schedules], log=log)
     trainer.evaluate = lambda: evaluate(trainer)
     hist = trainer.fit()
     user_emb, item_emb = trainer.user_emb, trainer.item_emb   # the selected (best-val) snapshot
-    with torch.no_grad():
+    with torch.no_grad(), test_time(user_emb, item_emb):     # the model as stored at test time
         test_pred_t = score(model, user_emb, item_emb, test_pairs)
         final = {"test_mse": mse(test_pred_t, test_y)}
         if val_pairs is not None:

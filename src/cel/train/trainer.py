@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from cel.config import TrainConfig
-from cel.embeddings.base import EmbeddingMethod
+from cel.embeddings.base import EmbeddingMethod, test_time
 from cel.models.base import InteractionModel, PairScorer
 from cel.models.pairs import PairIndex
 
@@ -100,14 +100,14 @@ class FullBatchTrainer:
 
     def constrain(self) -> None:
         for emb in (self.user_emb, self.item_emb):
-            for p in emb.constrained_parameters():
+            for p in emb.embedding_parameters():
                 self.model.constrain_(p.data)
 
     def losses(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(total loss, sum of squared errors) of the current parameters on the training pairs."""
         pred = score(self.model, self.user_emb, self.item_emb, self.pairs)
         sse = (pred - self.ratings).pow(2).sum()
-        reg = sum(p.pow(2).sum() for m in (self.user_emb, self.item_emb) for p in m.parameters())
+        reg = sum(p.pow(2).sum() for m in (self.user_emb, self.item_emb) for p in m.embedding_parameters())
         total = sse + 0.5 * self.reg * reg
         for emb in (self.user_emb, self.item_emb):
             pen = emb.penalty()
@@ -123,7 +123,7 @@ class FullBatchTrainer:
     def run_eval(self) -> dict:
         if self.evaluate is None:
             return {}
-        with torch.no_grad():
+        with torch.no_grad(), test_time(self.user_emb, self.item_emb):   # what is stored at test time
             metrics = self.evaluate()
         self.history.eval_step.append(self.step)
         self.history.eval.append(metrics)
