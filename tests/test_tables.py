@@ -38,3 +38,18 @@ def test_rows_ordered_like_the_paper_and_unknown_datasets_get_columns():
     tex = render(s, TABLES["table7"])
     assert tex.index("Vanilla full embedding") < tex.index("CEL &")
     assert "synth" in tex and "[0.8689; $+0.1311$]" in tex
+
+
+def test_stored_size_shown_where_it_differs_from_the_nominal_ratio():
+    s = pd.concat([_summary([1.0, 1.1], method="cel", compression="5"),
+                   _summary([1.2, 1.2], method="modulo", compression="5")])
+    sizes = pd.concat([_summary([6.56, 6.56], method="cel", compression="5"),
+                       _summary([4.99, 4.99], method="modulo", compression="5")])
+    sizes["metric"] = "item_compression_real"
+    tex = render(pd.concat([s, sizes]), TABLES["table7"])
+    cel_row = next(line for line in tex.splitlines() if line.startswith("CEL &"))
+    modulo_row = next(line for line in tex.splitlines() if line.startswith("Modulo &"))
+    assert "stores 6.56\\%" in cel_row                    # assignment indices: more than M_q rows
+    assert "stores" not in modulo_row                         # 84 of 1682 rows = 4.99%: the nominal 5%
+    stats = cell_stats(pd.concat([s, sizes]), TABLES["table7"]).set_index("method")
+    assert stats.loc["cel", "stored_percent"] == pytest.approx(6.56)

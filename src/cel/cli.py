@@ -8,7 +8,7 @@
     cel train    CONFIG... --run D/V/MODEL/METHOD/crC/fK [--out DIR] [--threads N] [--mlflow]
     cel mirror   CONFIG... RUN_DIR...           mirror metrics.json files to MLflow
     cel summarize CONFIG... [--out CSV]         all runs of the grid -> summary.csv (long format)
-    cel table    CONFIG... --name table7 [--summary CSV] [--out TEX]
+    cel table    CONFIG... --name table7 [--summary CSV] [--out TEX]   (+ the cells as TEX's .csv)
 
 CONFIG is one or more YAML profiles (later ones override earlier ones).
 """
@@ -154,14 +154,16 @@ def _dispatch(args) -> int:
         import pandas as pd
 
         from cel.io import write_text
-        from cel.tables import TABLES, render
+        from cel.tables import TABLES, cell_stats, render
 
         if args.name not in TABLES:
             raise ConfigError(f"--name: unknown table '{args.name}' (known: {', '.join(TABLES)})")
         summary = pd.read_csv(args.summary or paths.summary_path(res), dtype={"compression": str})
         out = Path(args.out) if args.out else paths.table_path(res, args.name)
         write_text(out, render(summary, TABLES[args.name]))
-        print(f"wrote {out}")
+        stats = out.with_suffix(".csv")     # the same cells, machine-readable: mean, std, n, paper, delta
+        write_text(stats, cell_stats(summary, TABLES[args.name]).to_csv(index=False))
+        print(f"wrote {out} and {stats}")
         return 0
     raise AssertionError(args.cmd)
 

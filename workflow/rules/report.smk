@@ -20,11 +20,12 @@ rule make_table:
     input:
         f"{RES}/summary.csv",
     output:
-        f"{RES}/tables/{{table}}.tex",
+        tex=f"{RES}/tables/{{table}}.tex",
+        cells=f"{RES}/tables/{{table}}.csv",
     params:
         cel=CEL,
         config=RESOLVED,
     log:
         f"{RES}/logs/make_table/{{table}}.log",
     shell:
-        "{params.cel} table {params.config} --name {wildcards.table} --summary {input} --out {output} > {log} 2>&1"
+        "{params.cel} table {params.config} --name {wildcards.table} --summary {input} --out {output.tex} > {log} 2>&1"
