@@ -53,3 +53,10 @@ def test_stored_size_shown_where_it_differs_from_the_nominal_ratio():
     assert "stores" not in modulo_row                         # 84 of 1682 rows = 4.99%: the nominal 5%
     stats = cell_stats(pd.concat([s, sizes]), TABLES["table7"]).set_index("method")
     assert stats.loc["cel", "stored_percent"] == pytest.approx(6.56)
+
+
+def test_ml1m_hashgnn_paper_value_comes_from_table2():
+    spec = TABLES["table7"]
+    assert spec.paper("ml-1m", "hashgnn", "5") == 0.8491          # Table 2, NMF column
+    assert spec.paper("ml-1m", "modulo", "5") == 1.0227           # Table 7 itself
+    assert spec.paper("ml-100k", "hashgnn", "5") is None          # not published for ML-100k
