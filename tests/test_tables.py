@@ -4,7 +4,7 @@ import pytest
 
 from cel.paper import paper_value
 from cel.report import COLUMNS
-from cel.tables import TABLES, cell_stats, render
+from cel.tables import TABLES, cell_stats, check_claims, render
 
 
 def _summary(values, method="full", compression="100", dataset="ml-100k"):
@@ -60,3 +60,15 @@ def test_ml1m_hashgnn_paper_value_comes_from_table2():
     assert spec.paper("ml-1m", "hashgnn", "5") == 0.8491          # Table 2, NMF column
     assert spec.paper("ml-1m", "modulo", "5") == 1.0227           # Table 7 itself
     assert spec.paper("ml-100k", "hashgnn", "5") is None          # not published for ML-100k
+
+
+def test_claims_checked_against_our_means_and_the_papers():
+    s = pd.concat([_summary([0.95, 0.97], method="prehash_kmq", compression="1"),
+                   _summary([0.93], method="prehash_k4", compression="1"),
+                   _summary([0.90], method="jnkm", compression="100"), _summary([0.92])])
+    claims = check_claims(cell_stats(s, TABLES["table7"]), TABLES["table7"]).set_index("claim")
+    kmq = claims.loc["prehash_kmq < prehash_k4"]
+    assert kmq["compression"] == "1" and not kmq["holds"] and kmq["paper_holds"]    # 0.96 vs 0.93
+    assert kmq["ours_better"] == pytest.approx(0.96)
+    assert claims.loc["jnkm < full", "holds"]
+    assert "bh < modulo" not in claims.index                                        # no runs, no row

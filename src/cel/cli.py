@@ -8,7 +8,7 @@
     cel train    CONFIG... --run D/V/MODEL/METHOD/crC/fK [--out DIR] [--threads N] [--mlflow]
     cel mirror   CONFIG... RUN_DIR...           mirror metrics.json files to MLflow
     cel summarize CONFIG... [--out CSV]         all runs of the grid -> summary.csv (long format)
-    cel table    CONFIG... --name table7 [--summary CSV] [--out TEX]   (+ the cells as TEX's .csv)
+    cel table    CONFIG... --name table7 [--summary CSV] [--out TEX]   (+ cells .csv, claims _claims.csv)
 
 CONFIG is one or more YAML profiles (later ones override earlier ones).
 """
@@ -154,16 +154,24 @@ def _dispatch(args) -> int:
         import pandas as pd
 
         from cel.io import write_text
-        from cel.tables import TABLES, cell_stats, render
+        from cel.tables import TABLES, cell_stats, check_claims, render
 
         if args.name not in TABLES:
             raise ConfigError(f"--name: unknown table '{args.name}' (known: {', '.join(TABLES)})")
         summary = pd.read_csv(args.summary or paths.summary_path(res), dtype={"compression": str})
         out = Path(args.out) if args.out else paths.table_path(res, args.name)
         write_text(out, render(summary, TABLES[args.name]))
+        spec = TABLES[args.name]
+        cells = cell_stats(summary, spec)
         stats = out.with_suffix(".csv")     # the same cells, machine-readable: mean, std, n, paper, delta
-        write_text(stats, cell_stats(summary, TABLES[args.name]).to_csv(index=False))
-        print(f"wrote {out} and {stats}")
+        write_text(stats, cells.to_csv(index=False))
+        claims = check_claims(cells, spec)
+        claims_path = out.with_name(f"{out.stem}_claims.csv")
+        write_text(claims_path, claims.to_csv(index=False))
+        for r in claims.itertuples():
+            print(f"{'holds ' if r.holds else 'FAILS '} {r.dataset} {r.compression:>4}%: {r.claim:<28} "
+                  f"{r.ours_better:.4f} vs {r.ours_worse:.4f}")
+        print(f"wrote {out}, {stats} and {claims_path} ({int(claims['holds'].sum())}/{len(claims)} claims hold)")
         return 0
     raise AssertionError(args.cmd)
 

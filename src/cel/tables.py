@@ -36,6 +36,8 @@ class TableSpec:
     #: dataset -> (paper table, model key): where a cell missing from ``paper_table`` is published
     #: for the same setting (Table 2's NMF column is Table 7's ML-1m column, with HashGNN added)
     fallback: tuple[tuple[str, str, str], ...] = ()
+    #: orderings the paper claims: (better method, worse method, compressions), lower metric = better
+    claims: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
     def paper(self, dataset: str, method: str, compression: str) -> float | None:
         value = paper_value(self.paper_table, dataset, method, compression, self.model)
@@ -57,6 +59,15 @@ TABLES: dict[str, TableSpec] = {
         rows=("full", "etree", "jnkm", "modulo", "bh", "ae", "hashgnn", "prehash_k4", "prehash_kmq",
               "cel", "cel_lite", "cerp", "qr"),
         fallback=(("ml-1m", "table2", "NMF"),),
+        claims=(  # Section 4.1.1 / A.2: learned hashing beats random hashing, structure beats full
+            ("prehash_kmq", "prehash_k4", ("5", "1", "0.5")),
+            ("prehash_k4", "bh", ("5", "1", "0.5")), ("prehash_k4", "ae", ("5", "1", "0.5")),
+            ("bh", "modulo", ("5", "1", "0.5")), ("ae", "modulo", ("5", "1", "0.5")),
+            ("jnkm", "full", ("100",)), ("etree", "full", ("100",)),
+            *((("cel", m, ("5", "1", "0.5")) for m in ("etree", "jnkm", "modulo", "bh", "ae", "hashgnn",
+                                                       "prehash_k4", "prehash_kmq"))),
+            ("cel", "full", ("100",)), ("cel", "etree", ("100",)), ("cel", "jnkm", ("100",)),
+        ),
     ),
 }
 
@@ -137,3 +148,22 @@ def render(summary: pd.DataFrame, spec: TableSpec) -> str:
         lines.append(f"\\multicolumn{{{ncol + 1}}}{{c}}{{no runs yet}} \\\\")
     lines += ["\\bottomrule", "\\end{tabular}}", "\\end{table*}", ""]
     return "\n".join(lines)
+
+
+def check_claims(stats: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """Each claimed ordering per dataset and compression where both methods have runs: our means,
+    whether it holds for us (``holds``), and whether the paper's own numbers show it."""
+    idx = {(d, m, str(c)): v for d, m, c, v in zip(stats["dataset"], stats["method"], stats["compression"], stats["mean"])}
+    rows = []
+    for dataset in sorted(set(stats["dataset"])):
+        for better, worse, comps in spec.claims:
+            for c in comps:
+                a, b = idx.get((dataset, better, c)), idx.get((dataset, worse, c))
+                if a is None or b is None:
+                    continue
+                pa, pb = spec.paper(dataset, better, c), spec.paper(dataset, worse, c)
+                rows.append({"dataset": dataset, "claim": f"{better} < {worse}", "compression": c,
+                             "ours_better": a, "ours_worse": b, "holds": bool(a < b),
+                             "paper_holds": None if pa is None or pb is None else bool(pa < pb)})
+    return pd.DataFrame(rows, columns=["dataset", "claim", "compression", "ours_better", "ours_worse",
+                                       "holds", "paper_holds"])

@@ -22,6 +22,7 @@ rule make_table:
     output:
         tex=f"{RES}/tables/{{table}}.tex",
         cells=f"{RES}/tables/{{table}}.csv",
+        claims=f"{RES}/tables/{{table}}_claims.csv",
     params:
         cel=CEL,
         config=RESOLVED,
