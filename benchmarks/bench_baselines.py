@@ -26,12 +26,11 @@ import time
 import numpy as np
 import torch
 
-from bench_cel import load_ml100k
+from bench_cel import load_ml100k, pairs_of
 from cel.config import TrainConfig
 from cel.embeddings import EMBEDDINGS, DataAware, TrainingData
 from cel.embeddings.full import FullEmbedding
 from cel.models.nmf import NMF
-from cel.models.pairs import PairIndex, sort_pairs
 from cel.train.grad_avg import GradientAveraging
 from cel.train.method_steps import MethodSteps
 from cel.train.schedule import ClusterSchedule
@@ -48,11 +47,8 @@ METHODS = {  # label -> (registry key, params)
 
 def build(inter, label: str, compression: float):
     """(trainer, seconds spent in fit_data)."""
-    u, i = inter["user"].to_numpy(), inter["item"].to_numpy()
-    o = sort_pairs(u, i)
-    n_users, n_items = int(u.max() + 1), int(i.max() + 1)
-    pairs = PairIndex.build(u[o], i[o], n_users, n_items)
-    y = torch.as_tensor(inter["rating"].to_numpy()[o], dtype=torch.float32)
+    pairs, y = pairs_of(inter)
+    n_users, n_items = pairs.n_users, pairs.n_items
     g = torch.Generator().manual_seed(0)
     ue = FullEmbedding(n_users, R, 100.0, FullEmbedding.Params(), g)
     callbacks = [GradientAveraging(), MethodSteps()]
@@ -65,7 +61,7 @@ def build(inter, label: str, compression: float):
         ie = cls(n_items, R, compression, cls.Params(**params), g)
         if isinstance(ie, DataAware):
             t0 = time.perf_counter()
-            ie.fit_data(TrainingData(torch.as_tensor(i[o]), torch.as_tensor(u[o]), y, n_items, n_users))
+            ie.fit_data(TrainingData(pairs.items, pairs.users, y, n_items, n_users))
             prep = time.perf_counter() - t0
         if key == "cel":
             callbacks.append(ClusterSchedule("item"))

@@ -56,12 +56,17 @@ def load_synthetic():
     return inter
 
 
-def trainer_for(inter, method: str, compression: float, m0: int = 0) -> FullBatchTrainer:
+def pairs_of(inter) -> tuple[PairIndex, torch.Tensor]:
+    """(pairs sorted as the run driver sorts them, ratings (D,)) of an interaction table."""
     u, i = inter["user"].to_numpy(), inter["item"].to_numpy()
     o = sort_pairs(u, i)
-    n_users, n_items = int(u.max() + 1), int(i.max() + 1)
-    pairs = PairIndex.build(u[o], i[o], n_users, n_items)
-    y = torch.as_tensor(inter["rating"].to_numpy()[o], dtype=torch.float32)
+    pairs = PairIndex.build(u[o], i[o], int(u.max() + 1), int(i.max() + 1))
+    return pairs, torch.as_tensor(inter["rating"].to_numpy()[o], dtype=torch.float32)
+
+
+def trainer_for(inter, method: str, compression: float, m0: int = 0) -> FullBatchTrainer:
+    pairs, y = pairs_of(inter)
+    n_users, n_items = pairs.n_users, pairs.n_items
     g = torch.Generator().manual_seed(0)
     ue = FullEmbedding(n_users, R, 100.0, FullEmbedding.Params(), g)
     if method == "full":
