@@ -77,3 +77,23 @@ def test_killed_run_leaves_no_metrics_and_rerun_completes(profile_path, tmp_path
     cfg_path.write_text(yaml.safe_dump(short))
     subprocess.run(cmd, check=True, capture_output=True)
     assert json.loads((out / "metrics.json").read_text())["metrics"]["steps"] == 30
+
+
+@pytest.mark.parametrize("method", sorted(__import__("cel.embeddings", fromlist=["EMBEDDINGS"]).EMBEDDINGS))
+def test_every_registered_method_runs_end_to_end(profile_path, tmp_path, method):
+    """The run driver's hooks (fit_data, on_step, test-time evaluation, sizes) for every method."""
+    compression = 100 if method == "full" else 10
+    params = {"hashgnn": {"pretrain_epochs": 20}, "cerp": {"finalize_at": 20}}.get(method, {})
+    train = {"optimizer": "gd", "lr": 0.002, "steps": 60, "eval_every": 10, "log_every": 1000,
+             "val_fraction": 0.1}
+    cfg = load_config(profile_path(methods={method: params}, train=train,
+                                   grid=[{"datasets": ["synth"], "methods": [method],
+                                          "compressions": [compression], "folds": [0]}]))
+    rec = execute_run(cfg, RunSpec("synth", "original", "nmf", method, str(compression), 0), tmp_path / "run",
+                      log=lambda m: None)
+    m = rec["metrics"]
+    assert 0 < m["test_mse"] < 10 and m["val_mse"] > 0
+    assert m["item_embedding_params"] == pytest.approx(m["item_compression_real"] / 100 * rec["tags"]["n_items"] * 6)
+    assert m["selected_step"] <= m["steps"]
+    if method == "cerp":
+        assert m["selected_step"] >= 20                 # only the pruned model may be selected
