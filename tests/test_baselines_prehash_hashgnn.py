@@ -149,3 +149,19 @@ def test_mean_adjacency_averages_neighbours():
 def test_hashgnn_registered():
     assert EMBEDDINGS["hashgnn"] is HashGNNEmbedding and EMBEDDINGS["prehash"] is PreHashEmbedding
     assert math.log2(_hashgnn(50.0).embedding_rows()) == 4
+
+
+@pytest.mark.parametrize("top_k", [2, 0])
+def test_prehash_usage_is_taken_from_the_forward_pass_until_the_logits_change(top_k):
+    emb = _prehash(top_k=top_k)
+    fresh = _prehash(top_k=top_k)
+    emb.table()                                          # the trainer's forward pass keeps the usage
+    _, cached = emb.row_usage()
+    _, recomputed = fresh.row_usage()                    # no forward yet: computed from the mixture
+    assert torch.allclose(cached, recomputed, atol=1e-5)
+    with torch.no_grad():
+        emb.theta.add_(torch.randn(emb.theta.shape, generator=torch.Generator().manual_seed(2)))   # a step
+    _, after = emb.row_usage()
+    idx, w = emb.mixture(torch.arange(M))
+    want = torch.zeros(emb.buckets).index_add_(0, idx.reshape(-1), w.detach().reshape(-1))
+    assert torch.allclose(after, want, atol=1e-5) and not torch.allclose(after, cached)

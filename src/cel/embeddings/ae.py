@@ -16,7 +16,8 @@ interactions of an entity. Concretely, with M_q = ``budget_rows()`` and W = floo
 
 The method cannot know the counts at construction, so it starts with counts = 0 for everyone
 (i.e. the first W ids are "warm") and the run driver supplies the training fold through
-:meth:`AEEmbedding.fit_data` (the ``DataAware`` hook; or call :meth:`set_counts`) before training (it only remaps entities to rows; the stored
+:meth:`AEEmbedding.fit_data` (the ``DataAware`` hook; or call :meth:`set_counts`) before
+training (it only remaps entities to rows; the stored
 vectors are unchanged). Edge case: M_q = 1 gives W = 0, every entity shares the single row.
 
 Stored at test time: the M_q rows plus the W ids of the warm entities (the warm-id table that

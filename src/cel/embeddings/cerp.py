@@ -5,7 +5,8 @@ for Recommendation", ICDM 2023 (arXiv 2309.03518; abstract in shared/paper/relat
 
 Composition: two meta-embedding tables P, Q of b rows each (b = ceil(sqrt(M)) by default);
 entity x is P[x mod b] + Q[x div c] with c = ceil(M/b). They are stored stacked as one (2b, R)
-table (P = rows 0..b-1, Q = rows b..2b-1) with two rows per entity, the layout BH uses too. Both indices are < b for every x < M
+table (P = rows 0..b-1, Q = rows b..2b-1) with two rows per entity, the layout BH uses too.
+Both indices are < b for every x < M
 (c·b >= M), and no two entities share the pair: same (x div c) means |x - y| < c, same (x mod b)
 means b divides |x - y|, impossible when c <= b, which b >= ceil(sqrt(M)) guarantees (b < that
 is rejected).
@@ -49,13 +50,12 @@ thresholds s must NOT be abs'ed: a negative s (small threshold) would become a l
 one and prune almost everything.
 
 Stored at test time: the nonzeros of the pruned P_eff and Q_eff in a sparse format.
-``embedding_rows()`` reports ceil(stored nonzeros / R), i.e. those counted in rows of R numbers (the sparse
-format's position indices are not counted, as in the CERP/PEP parameter counts);
+``embedding_rows()`` reports ceil(stored nonzeros / R), i.e. those counted in rows of R numbers
+(the sparse format's position indices are not counted, as in the CERP/PEP parameter counts);
 ``dense_rows()`` = 2b is the size before pruning. No index is stored (x mod b, x div c are
 computed). Gradient averaging (Eq. 7, ``grad_avg``, default on as for Modulo, BH, AE): a meta
 row's gradient, and its thresholds', is divided by the entities composed from it (about c for
-P, b for Q); without
-it, plain GD at the shared lr moves the meta rows ~40x faster than a full row and the
+P, b for Q); without it, plain GD at the shared lr moves the meta rows ~40x faster than a full row and the
 validation MSE is best after ~75 steps (ML-100k fold 0 at 5%: test MSE 1.036).
 """
 from __future__ import annotations

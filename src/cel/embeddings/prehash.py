@@ -84,6 +84,7 @@ class PreHashEmbedding(EmbeddingMethod):
         top = order[: self.buckets]
         self.anchor_bucket.fill_(-1)
         self.anchor_bucket[top] = torch.arange(top.numel())
+        self._usage = None                      # usage of the old anchors is stale
 
     def anchors(self) -> torch.Tensor:
         """(M_q,) the anchor entity of each bucket."""
@@ -113,14 +114,25 @@ class PreHashEmbedding(EmbeddingMethod):
         return (w.unsqueeze(-1) * self.weight[idx]).sum(dim=-2)                      # (..., R)
 
     def table(self) -> torch.Tensor:
+        """(M, R) every entity's mixture. Also keeps the buckets' usage of these weights, which
+        gradient averaging needs after this very forward pass (``row_usage``)."""
         if self.k < self.buckets:
-            return self.forward(torch.arange(self.num_entities))
-        # K = M_q: one (M, M_q) @ (M_q, R) product instead of an (M, M_q, R) gather
-        w = torch.softmax(self.params.logit_scale * self.theta, dim=-1)
-        anchor = self.anchor_bucket >= 0
-        w = torch.where(anchor[:, None], nn.functional.one_hot(self.anchor_bucket.clamp_min(0),
-                                                               self.buckets).to(w.dtype), w)
-        return w @ self.weight
+            idx, w = self.mixture(torch.arange(self.num_entities))                 # (M, K) each
+            out = (w.unsqueeze(-1) * self.weight[idx]).sum(dim=-2)
+        else:   # K = M_q: one (M, M_q) @ (M_q, R) product instead of an (M, M_q, R) gather
+            w = torch.softmax(self.params.logit_scale * self.theta, dim=-1)
+            anchor = self.anchor_bucket >= 0
+            w = torch.where(anchor[:, None], nn.functional.one_hot(self.anchor_bucket.clamp_min(0),
+                                                                   self.buckets).to(w.dtype), w)
+            idx, out = None, w @ self.weight
+        self._usage = (self.theta._version, self._usage_of(idx, w.detach()))
+        return out
+
+    def _usage_of(self, idx: torch.Tensor | None, w: torch.Tensor) -> torch.Tensor:
+        """(M_q,) Σ_j w_jk for weights w (M, K) on buckets idx (None: all M_q buckets)."""
+        if idx is None:
+            return w.sum(0)
+        return torch.zeros(self.buckets, dtype=w.dtype).index_add_(0, idx.reshape(-1), w.reshape(-1))
 
     # -- sizes and training hooks ------------------------------------------------------------------
     def embedding_rows(self) -> int:
@@ -137,9 +149,12 @@ class PreHashEmbedding(EmbeddingMethod):
 
     @torch.no_grad()
     def row_usage(self):
-        """Soft usage of each bucket: Σ_j w_jk (anchors count 1 on their own bucket)."""
+        """Soft usage of each bucket: Σ_j w_jk (anchors count 1 on their own bucket); taken from
+        the last ``table()`` while the logits are unchanged since (the trainer's step order)."""
         if not self.params.grad_avg:
             return None
+        cached = getattr(self, "_usage", None)
+        if cached is not None and cached[0] == self.theta._version:
+            return [self.weight], cached[1]
         idx, w = self.mixture(torch.arange(self.num_entities))
-        usage = torch.zeros(self.buckets, dtype=w.dtype).index_add_(0, idx.reshape(-1), w.reshape(-1))
-        return [self.weight], usage
+        return [self.weight], self._usage_of(idx, w)

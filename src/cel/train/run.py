@@ -132,10 +132,12 @@ def execute_run(cfg: ProjectConfig, spec: RunSpec, out_dir: str | Path, threads:
         return out
 
     items = pd.read_parquet(paths.variant_dir(cfg.results_dir, spec.dataset, spec.variant) / "items.parquet")
+    def col(name, dtype):             # a copy: the frame's arrays are read-only
+        return torch.tensor(train[name].to_numpy(), dtype=dtype)
+
     for emb, own, other, n_own, n_other in ((user_emb, "user", "item", data.n_users, data.n_items),
                                             (item_emb, "item", "user", data.n_items, data.n_users)):
         if isinstance(emb, DataAware):     # AE/PreHash: the warmest entities; HashGNN: pretraining
-            col = lambda name, dtype: torch.tensor(train[name].to_numpy(), dtype=dtype)   # noqa: E731 (a copy)
             emb.fit_data(TrainingData(col(own, torch.long), col(other, torch.long), col("rating", torch.float32),
                                       n_own, n_other))
     schedules: list = []
