@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from cel.config import ConfigError
+from cel.errors import ConfigError
 from cel.embeddings.ae import AEEmbedding, ae_rows
 from cel.embeddings.qr import QREmbedding, choose_remainder, qr_total
 from cel.train.grad_avg import average_shared_gradients
@@ -224,17 +224,17 @@ def test_run_driver_gives_ae_the_training_counts(tmp_path):
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(prof))
     cfg = load_config(tmp_path / "p.yaml")
     seen = {}
-    original = run_mod.FullBatchTrainer.fit
+    original = run_mod.Trainer.fit
 
     def spy(self):
         seen["emb"] = self.item_emb
         return original(self)
 
-    run_mod.FullBatchTrainer.fit = spy
+    run_mod.Trainer.fit = spy
     try:
         run_mod.execute_run(cfg, cfg.runs()[0], tmp_path / "run", log=lambda m: None)
     finally:
-        run_mod.FullBatchTrainer.fit = original
+        run_mod.Trainer.fit = original
     data, _ = run_mod.load_fold(cfg, cfg.runs()[0])
     train, _ = run_mod.holdout(data.train, cfg.train.val_fraction, seed=cfg.train.seed)
     counts = np.bincount(train["item"], minlength=data.n_items)

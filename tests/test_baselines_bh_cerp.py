@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from cel.config import ConfigError
+from cel.errors import ConfigError
 from cel.embeddings.base import test_time
 from cel.embeddings.bh import choose_code, hash_ids, BHEmbedding, block_bits, block_memory, choose_blocks, code_length
 from cel.embeddings.cerp import CERPEmbedding

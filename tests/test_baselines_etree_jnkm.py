@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from cel.config import ConfigError
+from cel.errors import ConfigError
 from cel.embeddings import EMBEDDINGS, test_time
 from cel.embeddings.etree import ETreeEmbedding
 from cel.embeddings.jnkm import JNKMEmbedding
@@ -131,7 +131,8 @@ def test_bad_params_name_the_key():
 def test_end_to_end_run_uses_the_stored_model(profile_path, tmp_path, method, compression):
     """The run driver evaluates the test-time model: below 100% the reported test MSE is that of
     the parents, the stored size is M_q rows + M indices, and the planted clusters help."""
-    from cel.config import RunSpec, load_config
+    from cel.config import load_config
+    from cel.runkey import RunKey
     from cel.train.run import execute_run
 
     prof = profile_path(methods={method: {"lam": 5.0, "update_every": 5}},
@@ -140,7 +141,7 @@ def test_end_to_end_run_uses_the_stored_model(profile_path, tmp_path, method, co
                         train={"optimizer": "gd", "lr": 0.002, "steps": 150, "eval_every": 10,
                                "log_every": 1000, "val_fraction": 0.1})
     cfg = load_config(prof)
-    rec = execute_run(cfg, RunSpec("synth", "original", "nmf", method, compression, 0), tmp_path / "run",
+    rec = execute_run(cfg, RunKey("regression", "synth", "original", "nmf", method, compression, 0), tmp_path / "run",
                       log=lambda m: None)
     m = rec["metrics"]
     n_items = rec["tags"]["n_items"]

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from cel.config import ConfigError
+from cel.errors import ConfigError
 from cel.embeddings import EMBEDDINGS, TrainingData
 from cel.embeddings.hashgnn import HashGNNEmbedding, mean_adjacency
 from cel.embeddings.prehash import PreHashEmbedding

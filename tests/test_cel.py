@@ -16,11 +16,12 @@ from cel.embeddings.cel import CELEmbedding, CELParams
 from cel.embeddings.full import FullEmbedding
 from cel.metrics import adjusted_rand_index
 from cel.models.nmf import NMF
+from cel.cluster.interactions import EntityInteractions
 from cel.models.pairs import PairIndex, sort_pairs
 from cel.train.run import execute_run
 from cel.train.grad_avg import GradientAveraging
 from cel.train.schedule import ClusterSchedule
-from cel.train.trainer import FullBatchTrainer, score
+from cel.train.trainer import Trainer, full_batch_trainer
 
 
 def _cel(M=40, R=4, compression=25.0, seed=0, **kw):
@@ -130,8 +131,8 @@ def test_reassignment_equals_brute_force_argmin(model):
     g = torch.Generator().manual_seed(0)
     A = torch.rand(30, 4, generator=g)
     C = torch.rand(7, 4, generator=g)
-    perm = pairs.i_perm                                     # item-major order of the interactions
-    L = cluster_losses(model, A[pairs.i_col], x[perm], C, pairs.i_crow, "item", chunk_elems=500)
+    inter = EntityInteractions.from_arrays(pairs.items, pairs.users, x, 40, 30)   # item-major
+    L = cluster_losses(model, A, inter, C, "item", chunk_elems=500)
     brute = torch.zeros(40, 7, dtype=torch.float64)
     for j in range(40):
         rows = pairs.items == j
@@ -197,7 +198,7 @@ def _trainer(params: dict, steps=60, optimizer="gd"):
     ue = FullEmbedding(30, 4, 100.0, FullEmbedding.Params(), g)
     ie = CELEmbedding(40, 4, 25.0, CELParams(**params), g)
     cfg = TrainConfig(optimizer=optimizer, lr=0.005, steps=steps, eval_every=10, log_every=10**6)
-    return FullBatchTrainer(NMF(), ue, ie, pairs, x, cfg, reg=1.0,
+    return full_batch_trainer(NMF(), ue, ie, pairs, x, cfg, reg=1.0,
                             callbacks=[ClusterSchedule("item"), GradientAveraging()], log=lambda m: None)
 
 
@@ -232,7 +233,7 @@ def test_personalization_unties_and_regularises():
 def test_personalize_warm_only():
     t = _trainer({"t1": 20, "t2": 5, "personalize_at": 40, "warm_only": 10}, steps=45)
     t.fit()
-    counts = torch.bincount(t.pairs.items, minlength=40)
+    counts = torch.bincount(t.feed.train.items, minlength=40)
     assert torch.equal(t.item_emb.personal_mask, counts > 10)
 
 
@@ -242,7 +243,7 @@ def test_no_split_ablation_starts_at_budget():
 
 
 def test_bad_cel_param_names_the_key():
-    from cel.config import ConfigError
+    from cel.errors import ConfigError
 
     with pytest.raises(ConfigError, match="split_method"):
         CELParams(split_method="kmeans")

@@ -38,7 +38,7 @@ def test_bad_config_names_the_key(tmp_path, mutate, key):
 def test_load_config_types_and_runs(profile_path):
     cfg = load_config(profile_path())
     runs = cfg.runs()
-    assert [r.key for r in runs] == ["synth/original/nmf/full/cr100/f0"]
+    assert [r.key for r in runs] == ["regression/synth/original/nmf/full/cr100/f0/s0"]
     assert cfg.train.steps == 60 and cfg.train.lr == 0.002
     assert cfg.model("nmf").rank == 6
 

@@ -7,7 +7,7 @@ from cel.config import TrainConfig
 from cel.embeddings.full import FullEmbedding
 from cel.models.nmf import NMF
 from cel.models.pairs import PairIndex, gather_dot, sort_pairs
-from cel.train.trainer import Callback, FullBatchTrainer
+from cel.train.trainer import Callback, Trainer, full_batch_trainer
 
 
 def _random_pairs(n_users=30, n_items=20, d=150, seed=0):
@@ -57,7 +57,7 @@ def _trainer(steps=50, optimizer="gd", lr=0.01, callbacks=None, seed=0):
     ue = FullEmbedding(30, 4, 100.0, FullEmbedding.Params(), g)
     ie = FullEmbedding(20, 4, 100.0, FullEmbedding.Params(), g)
     cfg = TrainConfig(optimizer=optimizer, lr=lr, steps=steps, eval_every=10, log_every=10**6)
-    return FullBatchTrainer(NMF("abs"), ue, ie, pairs, y, cfg, reg=0.0, callbacks=callbacks, log=lambda m: None)
+    return full_batch_trainer(NMF("abs"), ue, ie, pairs, y, cfg, reg=0.0, callbacks=callbacks, log=lambda m: None)
 
 
 @pytest.mark.parametrize("optimizer, lr", [("gd", 0.01), ("adam", 0.01), ("adagrad", 0.05), ("rmsprop", 0.001)])

@@ -1,4 +1,5 @@
 """One run end to end: outputs, determinism, and a kill halfway that loses nothing."""
+import dataclasses
 import json
 import os
 import signal
@@ -9,10 +10,11 @@ import time
 import pytest
 import yaml
 
-from cel.config import RunSpec, load_config
+from cel.config import load_config
+from cel.runkey import RunKey
 from cel.train.run import execute_run
 
-SPEC = RunSpec("synth", "original", "nmf", "full", "100", 0)
+SPEC = RunKey("regression", "synth", "original", "nmf", "full", "100", 0)
 
 
 def test_run_writes_metrics_and_learns(profile_path, tmp_path):
@@ -38,8 +40,7 @@ def test_fixed_seed_gives_identical_metrics(profile_path, tmp_path):
     b = execute_run(cfg, SPEC, tmp_path / "b", log=lambda m: None)
     assert a["metrics"] == b["metrics"]
     assert a["tags"]["config_hash"] == b["tags"]["config_hash"]
-    cfg2 = load_config(profile_path(train={**yaml.safe_load(profile_path().read_text())["train"], "seed": 1}))
-    c = execute_run(cfg2, SPEC, tmp_path / "c", log=lambda m: None)
+    c = execute_run(cfg, dataclasses.replace(SPEC, seed=1), tmp_path / "c", log=lambda m: None)
     assert c["metrics"]["test_mse"] != a["metrics"]["test_mse"]
 
 
@@ -89,7 +90,7 @@ def test_every_registered_method_runs_end_to_end(profile_path, tmp_path, method)
     cfg = load_config(profile_path(methods={method: params}, train=train,
                                    grid=[{"datasets": ["synth"], "methods": [method],
                                           "compressions": [compression], "folds": [0]}]))
-    rec = execute_run(cfg, RunSpec("synth", "original", "nmf", method, str(compression), 0), tmp_path / "run",
+    rec = execute_run(cfg, RunKey("regression", "synth", "original", "nmf", method, str(compression), 0), tmp_path / "run",
                       log=lambda m: None)
     m = rec["metrics"]
     assert 0 < m["test_mse"] < 10 and m["val_mse"] > 0

@@ -2,7 +2,8 @@
 import json
 from concurrent.futures import ProcessPoolExecutor
 
-from cel.config import RunSpec, load_config
+from cel.config import load_config
+from cel.runkey import RunKey
 from cel.tracking import default_tracking_uri, mirror_run
 from cel.train.run import execute_run
 
@@ -18,7 +19,7 @@ def _runs(results, experiment):
 def test_mirror_is_idempotent_and_replaces_changed_runs(profile_path, tmp_path):
     cfg = load_config(profile_path())
     res = tmp_path / "results"
-    spec = RunSpec("synth", "original", "nmf", "full", "100", 0)
+    spec = RunKey("regression", "synth", "original", "nmf", "full", "100", 0)
     run_dir = tmp_path / "run"
     execute_run(cfg, spec, run_dir, log=lambda m: None)
     rid = mirror_run(run_dir, res, experiment="t")
@@ -48,7 +49,7 @@ def test_parallel_mirrors_lose_no_run(profile_path, tmp_path):
     res = tmp_path / "results"
     dirs = []
     for fold in range(5):
-        spec = RunSpec("synth", "original", "nmf", "full", "100", fold)
+        spec = RunKey("regression", "synth", "original", "nmf", "full", "100", fold)
         d = tmp_path / f"run{fold}"
         execute_run(cfg, spec, d, log=lambda m: None)
         dirs.append(d)

@@ -10,7 +10,7 @@ from cel.embeddings.prehash import PreHashEmbedding
 from cel.models.nmf import NMF
 from cel.models.pairs import PairIndex, sort_pairs
 from cel.train.method_steps import MethodSteps
-from cel.train.trainer import FullBatchTrainer
+from cel.train.trainer import Trainer, full_batch_trainer
 
 
 def _trainer(item_emb, steps=20, callbacks=None, evaluate=None, reg=0.0):
@@ -22,14 +22,14 @@ def _trainer(item_emb, steps=20, callbacks=None, evaluate=None, reg=0.0):
     y = torch.as_tensor(rng.uniform(1, 5, len(order)), dtype=torch.float32)
     ue = FullEmbedding(30, 4, 100.0, FullEmbedding.Params(), torch.Generator().manual_seed(1))
     cfg = TrainConfig(lr=0.001, steps=steps, eval_every=5, log_every=10**6)
-    return FullBatchTrainer(NMF("abs"), ue, item_emb, pairs, y, cfg, reg=reg, evaluate=evaluate,
+    return full_batch_trainer(NMF("abs"), ue, item_emb, pairs, y, cfg, reg=reg, evaluate=evaluate,
                             callbacks=callbacks, log=lambda m: None)
 
 
 def test_evaluation_sees_the_test_time_model():
     emb = JNKMEmbedding(20, 4, 20.0, JNKMEmbedding.Params(), torch.Generator().manual_seed(0))
     seen = []
-    t = _trainer(emb, evaluate=lambda: seen.append((t.item_emb.training, t.user_emb.training)) or {})
+    t = _trainer(emb, evaluate=lambda _t: seen.append((t.item_emb.training, t.user_emb.training)) or {})
     t.fit()
     assert seen and all(mode == (False, False) for mode in seen)   # eval() during evaluation
     assert t.item_emb.training and t.user_emb.training             # train() again afterwards
@@ -57,7 +57,7 @@ def test_step_aware_methods_get_every_step():
 def test_norm_regulariser_covers_embedding_parameters_only():
     emb = PreHashEmbedding(20, 4, 20.0, PreHashEmbedding.Params(), torch.Generator().manual_seed(0))
     t = _trainer(emb, reg=2.0)
-    total, sse = t.losses()
+    total, sse = t.losses(next(t.feed.batches()))
     emb_sq = sum(p.pow(2).sum() for m in (t.user_emb, emb) for p in m.embedding_parameters())
     assert torch.allclose(total - sse, 0.5 * 2.0 * emb_sq)          # the hash logits are not in it
 
@@ -76,6 +76,6 @@ def test_validation_waits_until_the_method_is_selectable():
             return self.step >= 12
 
     emb = Late()
-    t = _trainer(emb, steps=30, callbacks=[MethodSteps()], evaluate=lambda: {"val_mse": float(t.step)})
+    t = _trainer(emb, steps=30, callbacks=[MethodSteps()], evaluate=lambda _t: {"val_mse": float(t.step)})
     t.fit()
     assert t.best_step == 15                       # the better evaluations at 5 and 10 were not eligible

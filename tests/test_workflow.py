@@ -43,7 +43,8 @@ def test_smoke_workflow_parallel_mlflow_one_run_per_metrics(tmp_path):
         key = str(m.parent.relative_to(res / "runs"))
         assert by_key[key].data.metrics["test_mse"] == pytest.approx(rec["metrics"]["test_mse"])
     summary = pd.read_csv(res / "summary.csv")
-    assert list(summary.columns) == ["dataset", "variant", "model", "method", "compression", "fold", "metric", "value"]
+    assert list(summary.columns[:10]) == ["task", "dataset", "variant", "model", "method", "compression", "fold",
+                                          "seed", "metric", "value"]
     assert (summary["metric"] == "test_mse").sum() == len(metrics)
     tex = (res / "tables" / "table7.tex").read_text()
     assert "$^{n=5}$" in tex

@@ -2,7 +2,7 @@
 
 The schema (``resources/config.schema.yaml``) carries a description and a default for every
 key and rejects unknown keys. Code below never reads the raw dict by string key deep inside
-the library: it gets a :class:`ProjectConfig` or a :class:`RunSpec`.
+the library: it gets a :class:`ProjectConfig` or a :class:`cel.runkey.RunKey`.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import copy
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from itertools import product
 from pathlib import Path
@@ -19,9 +19,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration value is unknown, missing or of the wrong type; the message names the key."""
+from cel.errors import ConfigError
+from cel.runkey import RunKey, format_compression  # noqa: F401 (format_compression re-exported)
 
 
 def load_schema() -> dict:
@@ -69,6 +68,7 @@ def validate(raw: dict) -> dict:
         e = errors[0]
         kind = "unknown key" if e.validator == "additionalProperties" else "invalid value"
         raise ConfigError(f"config {kind} at '{_key_path(e)}': {e.message}")
+    cfg.setdefault("tasks", {}).setdefault("regression", {"kind": "regression"})
     cfg = _fill_defaults(cfg, schema)
     _check_references(cfg)
     return cfg
@@ -81,6 +81,7 @@ def _check_references(cfg: dict) -> None:
 
     for b, block in enumerate(cfg["grid"]):
         for key, known in (
+            ("tasks", cfg["tasks"]),
             ("datasets", cfg["datasets"]),
             ("variants", cfg["variants"]),
             ("models", MODELS),
@@ -157,6 +158,7 @@ class TrainConfig:
     val_fraction: float = 0.0
     patience: int = 0
     min_steps: int = 0
+    checkpoint_every: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,27 +166,6 @@ class ModelConfig:
     rank: int = 64
     reg: float = 1.0
     nonneg: str = "abs"
-
-
-def format_compression(c: float) -> str:
-    """100 -> '100', 0.5 -> '0.5' (the keys used in paper_results.yaml and in run paths)."""
-    return f"{c:g}"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run = dataset x variant x model x method x compression x fold (one Snakemake job)."""
-
-    dataset: str
-    variant: str
-    model: str
-    method: str
-    compression: str  # as in paths and paper_results.yaml: "100", "5", "0.5"
-    fold: int
-
-    @property
-    def key(self) -> str:
-        return f"{self.dataset}/{self.variant}/{self.model}/{self.method}/cr{self.compression}/f{self.fold}"
 
 
 @dataclass
@@ -229,12 +210,20 @@ class ProjectConfig:
     def method_class(self, name: str) -> str:
         return method_entry(self.raw, name)[0]
 
-    def method_params(self, name: str, spec: "RunSpec | None" = None) -> dict:
-        """Parameters of a method, with the overrides of the grid block that defines ``spec``."""
+    def method_params(self, name: str, key: RunKey | None = None) -> dict:
+        """Parameters of a method, with the overrides of the grid block that defines ``key``."""
         params = method_entry(self.raw, name)[1]
-        if spec is not None:
-            params = {**params, **self._block_params.get(spec.key, {})}
+        if key is not None:
+            params = {**params, **self._block_params.get(key.key, {})}
         return params
+
+    def task(self, name: str) -> dict:
+        """A named task entry: ``kind`` (Task registry), ``threshold``, ``feed``, ``train`` overrides."""
+        return self.raw["tasks"][name]
+
+    def train_for(self, key: RunKey) -> TrainConfig:
+        """The trainer settings of one run: ``train``, the task's ``train`` overrides, the run's seed."""
+        return replace(self.train, **self.task(key.task).get("train", {}), seed=key.seed)
 
     @property
     def mirror(self) -> str | None:
@@ -245,33 +234,35 @@ class ProjectConfig:
     def require_checksums(self) -> bool:
         return self.raw["data"]["require_checksums"]
 
-    def runs(self) -> list[RunSpec]:
+    def runs(self) -> list[RunKey]:
         """Every run of the grid (deduplicated, in grid order)."""
-        out: dict[str, RunSpec] = {}
+        out: dict[str, RunKey] = {}
         for block in self.raw["grid"]:
-            for ds, var, model, method, cr, fold in product(
-                block["datasets"], block["variants"], block["models"], block["methods"],
-                block["compressions"], block["folds"],
+            seeds = block.get("seeds") or [self.raw["train"]["seed"]]
+            for task, ds, var, model, method, cr, fold, seed in product(
+                block["tasks"], block["datasets"], block["variants"], block["models"], block["methods"],
+                block["compressions"], block["folds"], seeds,
             ):
                 if self.only_datasets and ds not in self.only_datasets:
                     continue
                 if fold >= self.folds:
                     raise ConfigError(f"config invalid value at 'grid': fold {fold} >= split.folds={self.folds}")
-                spec = RunSpec(ds, var, model, method, format_compression(cr), fold)
-                out.setdefault(spec.key, spec)
-                self._block_params.setdefault(spec.key, block["params"].get(method, {}))
+                key = RunKey(task, ds, var, model, method, format_compression(cr), fold, seed)
+                out.setdefault(key.key, key)
+                self._block_params.setdefault(key.key, block["params"].get(method, {}))
         return list(out.values())
 
-    def resolved_run(self, spec: RunSpec) -> dict:
+    def resolved_run(self, key: RunKey) -> dict:
         """Everything that determines the result of one run (hashed into `config_hash`)."""
         return {
-            "run": asdict(spec),
-            "dataset": self.dataset(spec.dataset),
-            "variant": self.variant(spec.variant),
+            "run": key.as_dict(),
+            "task": self.task(key.task),
+            "dataset": self.dataset(key.dataset),
+            "variant": self.variant(key.variant),
             "split": {"folds": self.folds, "seed": self.split_seed},
-            "model": asdict(self.model(spec.model)),
-            "method": {"base": self.method_class(spec.method), **self.method_params(spec.method, spec)},
-            "train": asdict(self.train),
+            "model": asdict(self.model(key.model)),
+            "method": {"base": self.method_class(key.method), **self.method_params(key.method, key)},
+            "train": asdict(self.train_for(key)),
         }
 
 

@@ -1,4 +1,5 @@
-"""Evaluation metrics (rating prediction: MSE; per-bucket MSE by entity interaction count)."""
+"""Evaluation metrics: rating prediction (MSE, MAE; per-bucket MSE by entity interaction count) and
+conversion prediction (AUC with ties counted one half, logloss on logits)."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,6 +13,46 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> float:
     if pred.numel() == 0:
         raise ValueError("mse of an empty set")
     return float((pred.double() - target.double()).pow(2).mean())
+
+
+def mae(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean absolute error."""
+    _check(pred, target)
+    return float((pred.double() - target.double()).abs().mean())
+
+
+def _check(pred: torch.Tensor, target: torch.Tensor) -> None:
+    if pred.shape != target.shape:
+        raise ValueError(f"shape mismatch {tuple(pred.shape)} vs {tuple(target.shape)}")
+    if pred.numel() == 0:
+        raise ValueError("metric of an empty set")
+
+
+def auc(score: torch.Tensor, label: torch.Tensor) -> float:
+    """AUC = P(s+ > s-) + 1/2 P(s+ = s-) over all (positive, negative) pairs, by ranks: the
+    Mann-Whitney U statistic with tied scores given their average rank. O(D log D)."""
+    _check(score, label)
+    s = score.detach().double().numpy()
+    y = label.detach().numpy() > 0.5
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="stable")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    # average rank (1-based) of each run of equal scores
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_s)) + 1]
+    ends = np.r_[starts[1:], len(s)]
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def logloss(logit: torch.Tensor, label: torch.Tensor) -> float:
+    """Mean binary cross-entropy of predicted logits."""
+    _check(logit, label)
+    return float(torch.nn.functional.binary_cross_entropy_with_logits(logit.double(), label.double()))
 
 
 def bucket_mse(pred: np.ndarray, target: np.ndarray, counts: np.ndarray, edges: list[int]) -> dict[str, float]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cel.config import RunSpec
+from cel.runkey import RunKey
 
 
 def prepared_dir(results: Path, dataset: str) -> Path:
@@ -18,8 +18,8 @@ def folds_path(results: Path, dataset: str, variant: str) -> Path:
     return variant_dir(results, dataset, variant) / "folds.parquet"
 
 
-def run_dir(results: Path, spec: RunSpec) -> Path:
-    return Path(results) / "runs" / spec.key
+def run_dir(results: Path, key: RunKey) -> Path:
+    return key.path(results)
 
 
 def mlflow_dir(results: Path) -> Path:

@@ -17,6 +17,7 @@ import pandas as pd
 from filelock import FileLock
 
 from cel.io import write_json
+from cel.runkey import RunKey
 
 
 def default_tracking_uri(results_dir: str | Path) -> str:
@@ -59,7 +60,7 @@ def mirror_run(run_dir: str | Path, results_dir: str | Path, tracking_uri: str |
     record = json.loads((run_dir / "metrics.json").read_text())
     digest = hashlib.sha256((run_dir / "metrics.json").read_bytes()).hexdigest()
     r = record["run"]
-    run_key = f"{r['dataset']}/{r['variant']}/{r['model']}/{r['method']}/cr{r['compression']}/f{r['fold']}"
+    run_key = RunKey.from_mapping(r).key
     uri = resolve_tracking_uri(tracking_uri, results_dir)
     with _lock_for(uri, results_dir):
         client = MlflowClient(tracking_uri=uri)

@@ -6,6 +6,7 @@ import yaml
 
 from cel import paths
 from cel.config import ProjectConfig, config_hash, validate
+from cel.runkey import RunKey
 from cel.data.sources import SOURCES
 from cel.tables import TABLES
 
@@ -22,6 +23,8 @@ if not Path(RESOLVED).exists() or Path(RESOLVED).read_text() != _text:
     Path(RESOLVED).write_text(_text)
 CEL = f"{sys.executable} -m cel.cli"
 RUNS = CFG.runs()
+RUN_INDEX = {r.key: r for r in RUNS}     # run key -> RunKey: O(1) lookups per job
+RUN = RunKey.PATTERN
 
 
 def _alts(values):
@@ -29,6 +32,8 @@ def _alts(values):
 
 
 wildcard_constraints:
+    task=_alts(r.task for r in RUNS),
+    seed=r"\d+",
     dataset=_alts(CFG.raw["datasets"]),
     variant=_alts(CFG.raw["variants"]),
     model=_alts(r.model for r in RUNS),
@@ -57,14 +62,13 @@ def get_run_inputs(wildcards):
 
 
 def get_run_key(wildcards):
-    w = wildcards
-    return f"{w.dataset}/{w.variant}/{w.model}/{w.method}/cr{w.compression}/f{w.fold}"
+    return RunKey.from_mapping(wildcards).key
 
 
 def get_run_config_hash(wildcards):
     """Hash of everything that determines the run: a change reruns exactly the affected runs."""
-    spec = next(r for r in RUNS if r.key == get_run_key(wildcards))
-    return config_hash(CFG.resolved_run(spec))
+    key = RUN_INDEX.get(get_run_key(wildcards)) or RunKey.from_mapping(wildcards)
+    return config_hash(CFG.resolved_run(key))
 
 
 def get_all_metrics(wildcards=None):
@@ -76,4 +80,6 @@ def get_all_mirrors(wildcards=None):
 
 
 def get_final_output():
-    return [f"{RES}/summary.csv"] + [f"{RES}/tables/{t}.tex" for t in CFG.raw["tables"]]
+    """Tables and summary (from metrics.json only) and the MLflow mirror of every run (a sink)."""
+    return ([f"{RES}/summary.csv"] + [f"{RES}/tables/{t}.tex" for t in CFG.raw["tables"]]
+            + get_all_mirrors())

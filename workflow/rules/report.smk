@@ -1,10 +1,9 @@
-# all runs -> summary.csv -> LaTeX tables
+# all runs' metrics.json -> summary.csv -> LaTeX tables (MLflow is a separate sink: rule all)
 
 
 rule aggregate_runs:
     input:
         metrics=get_all_metrics(),
-        mirrors=get_all_mirrors(),
     output:
         f"{RES}/summary.csv",
     params:

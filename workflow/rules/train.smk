@@ -1,6 +1,5 @@
-# one run = dataset x variant x model x method x compression x fold; then its MLflow mirror
-
-RUN = "{dataset}/{variant}/{model}/{method}/cr{compression}/f{fold}"
+# one run = task x dataset x variant x model x method x compression x fold x seed (RUN, a
+# RunKey pattern from common.smk); then its MLflow mirror, a sink nothing else waits on
 
 
 rule train_run:

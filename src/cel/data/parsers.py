@@ -9,7 +9,7 @@ import io
 
 import pandas as pd
 
-from cel.data.fetch import DataError
+from cel.errors import DataError
 
 GENRES_100K = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from cel import paths
-from cel.config import ProjectConfig, RunSpec
+from cel.config import ProjectConfig
+from cel.runkey import RunKey
 from cel.data.prepare import prepare_dataset
 from cel.data.splits import FoldData, kfold_assignment
 from cel.data.variants import make_variant
@@ -56,7 +57,7 @@ def ensure_fold_inputs(cfg: ProjectConfig, dataset: str, variant: str) -> None:
         run_split(cfg, dataset, variant)
 
 
-def load_fold(cfg: ProjectConfig, spec: RunSpec) -> tuple[FoldData, str]:
+def load_fold(cfg: ProjectConfig, spec: RunKey) -> tuple[FoldData, str]:
     """Return the fold's train/test frames and a checksum of exactly the data the run sees."""
     ensure_fold_inputs(cfg, spec.dataset, spec.variant)
     vdir = paths.variant_dir(cfg.results_dir, spec.dataset, spec.variant)

@@ -12,7 +12,7 @@ from typing import ClassVar, Iterator, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from cel.config import ConfigError
+from cel.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class CELParams(MethodParams):
     def __post_init__(self):
         from cel.cluster.criteria import CRITERIA
         from cel.cluster.split import SPLITTERS
-        from cel.config import ConfigError
+        from cel.errors import ConfigError
 
         checks = {"split_method": (self.split_method, SPLITTERS), "criterion": (self.criterion, CRITERIA),
                   "delta": (self.delta, ("zero", "median", "balanced")),
@@ -79,8 +79,6 @@ class CELEmbedding(EmbeddingMethod):
         self._set_centroids_to_means(full)
         self.personal: nn.Parameter | None = None                               # (M, R) after untying
         self.register_buffer("personal_mask", torch.zeros(num_entities, dtype=torch.bool))
-        self.capture_grad = True
-        self._last_table: torch.Tensor | None = None
 
     # -- the embedding -------------------------------------------------------------------
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -89,19 +87,6 @@ class CELEmbedding(EmbeddingMethod):
             return shared
         mask = self.personal_mask[ids].unsqueeze(-1)
         return torch.where(mask, self.personal[ids], shared)
-
-    def table(self) -> torch.Tensor:
-        """(M, R) B = S_q B_q (Eq. 2); keeps its gradient for GPCA when training."""
-        B = self.forward(torch.arange(self.num_entities))
-        if self.capture_grad and B.requires_grad:
-            B.retain_grad()
-            self._last_table = B
-        return B
-
-    def entity_grads(self) -> torch.Tensor | None:
-        """(M, R) g_j = -∂L/∂B(j,:) from the last backward pass (None before any)."""
-        t = self._last_table
-        return None if t is None or t.grad is None else -t.grad
 
     def embedding_rows(self) -> int:
         """K cluster embeddings, plus the personalised rows once untied."""
@@ -131,11 +116,6 @@ class CELEmbedding(EmbeddingMethod):
         return self.assign.clone()
 
     # -- cluster operations (no grad) ------------------------------------------------------
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_last_table"] = None          # a non-leaf tensor of the last step: not copied
-        return state
-
     @torch.no_grad()
     def _set_centroids_to_means(self, full: torch.Tensor) -> None:
         sums = torch.zeros(self.max_clusters, self.dim).index_add_(0, self.assign, full)

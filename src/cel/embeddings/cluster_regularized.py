@@ -34,7 +34,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from cel.config import ConfigError
+from cel.errors import ConfigError
 from cel.embeddings.base import EmbeddingMethod, MethodParams, init_vectors
 
 

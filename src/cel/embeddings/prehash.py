@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cel.config import ConfigError
+from cel.errors import ConfigError
 from cel.embeddings.base import EmbeddingMethod, MethodParams, TrainingData, init_vectors
 
 

@@ -1,13 +1,16 @@
-"""One run = dataset × variant × model × method × compression × fold.
+"""One run (a :class:`~cel.runkey.RunKey`), as a pipeline: load → build → train → evaluate → write.
 
-Writes into the run folder: ``config.yaml`` (resolved), ``curves.csv`` (per-step loss, periodic
-test MSE), and last, atomically, ``metrics.json`` (the source of truth). A run killed halfway
-leaves no ``metrics.json``; running it again completes it.
+Writes into the run folder: ``config.yaml`` (resolved), ``curves.parquet`` (per-step loss,
+periodic validation metrics, progressive scores on a stream), ``assignments.parquet`` (clustered
+methods) and last, atomically, ``metrics.json`` (the source of truth). A run killed halfway
+leaves no ``metrics.json``; running it again completes it, from ``checkpoint.pt`` when
+``train.checkpoint_every`` is set.
 """
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,28 +19,49 @@ import torch
 import yaml
 
 from cel import paths
-from cel.config import ProjectConfig, RunSpec, config_hash
+from cel.config import ProjectConfig, TrainConfig, config_hash
 from cel.data.pipeline import load_fold
+from cel.data.splits import FoldData
 from cel.embeddings import EMBEDDINGS, ClusteredEmbedding, DataAware, TrainingData, test_time
 from cel.embeddings.full import FullEmbedding
-from cel.io import write_json, write_text, write_parquet
-from cel.metrics import bucket_mse, mse
+from cel.io import write_json, write_parquet, write_text
+from cel.metrics import bucket_mse
 from cel.models import MODELS
-from cel.models.pairs import PairIndex, sort_pairs
 from cel.provenance import git_commit
+from cel.runkey import RunKey
+from cel.train.feeds import BatchContext, FeedConfig, InteractionTable, item_genres, make_batch, make_feed
 from cel.train.grad_avg import GradientAveraging
 from cel.train.method_steps import MethodSteps
 from cel.train.schedule import ClusterSchedule
-from cel.train.trainer import FullBatchTrainer, score
-
-
-def _pairs(frame: pd.DataFrame, n_users: int, n_items: int) -> tuple[PairIndex, torch.Tensor]:
-    u, i, r = frame["user"].to_numpy(), frame["item"].to_numpy(), frame["rating"].to_numpy()
-    order = sort_pairs(u, i)
-    return PairIndex.build(u[order], i[order], n_users, n_items), torch.as_tensor(r[order], dtype=torch.float32)
-
+from cel.train.tasks import Task, make_task
+from cel.train.trainer import Trainer, predict_all
 
 BUCKET_EDGES = [0, 1, 5, 10, 20, 50, 100, 200, 400, 800, 2000]
+SIDE_FEATURES = {"genre": item_genres}      # name -> builder from the items table
+
+
+@dataclass
+class RunData:
+    """What ``load`` gives the later stages: the fold as tables, the task, the settings."""
+
+    key: RunKey
+    task: Task
+    train_cfg: TrainConfig
+    fold: FoldData
+    data_sha: str
+    items: pd.DataFrame
+    train: pd.DataFrame               # the training part minus the validation slice
+    tables: dict[str, InteractionTable]   # train / val / test (val may be empty)
+    threads: int
+    generator: torch.Generator
+
+
+@dataclass
+class Parts:
+    model: torch.nn.Module
+    user_emb: torch.nn.Module
+    item_emb: torch.nn.Module
+    schedules: list[ClusterSchedule]
 
 
 def holdout(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -55,24 +79,35 @@ def set_determinism(seed: int, threads: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def build(cfg: ProjectConfig, spec: RunSpec, n_users: int, n_items: int, generator: torch.Generator):
-    """(model, user embedding, item embedding) of a run.
+# ---------------------------------------------------------------------------------- load
+def load(cfg: ProjectConfig, key: RunKey, threads: int | None = None) -> RunData:
+    """The fold's data, split into train / validation (from the training part) / test tables."""
+    tcfg = cfg.train_for(key)
+    threads = threads or tcfg.threads
+    entry = cfg.task(key.task)
+    task = make_task(entry["kind"], threshold=entry.get("threshold", 4.0))
+    fold, sha = load_fold(cfg, key)
+    gen = set_determinism(key.seed, threads)
+    train, val = holdout(fold.train, tcfg.val_fraction, seed=key.seed + 1000 * key.fold)
+    items = pd.read_parquet(paths.variant_dir(cfg.results_dir, key.dataset, key.variant) / "items.parquet")
+    tables = {name: InteractionTable.from_frame(f, fold.n_users, fold.n_items, task.labels)
+              for name, f in (("train", train), ("val", val), ("test", fold.test))}
+    return RunData(key, task, tcfg, fold, sha, items, train, tables, threads, gen)
 
-    Table 2/7 protocol: only item embeddings are compressed, users stay full; a method whose
-    parameters say ``entities: user|both`` compresses that side too.
-    """
-    mcfg = cfg.model(spec.model)
-    model = MODELS[spec.model](nonneg=mcfg.nonneg)
-    method = EMBEDDINGS[cfg.method_class(spec.method)]
-    params = method.Params.from_dict(cfg.method_params(spec.method, spec), key=f"methods.{spec.method}")
-    sides = getattr(params, "entities", "item")
-    cr = float(spec.compression)
+
+# --------------------------------------------------------------------------------- build
+def build_embeddings(cfg: ProjectConfig, key: RunKey, n_users: int, n_items: int, generator: torch.Generator):
+    """(user embedding, item embedding). Table 2/7 protocol: only item embeddings are compressed,
+    users stay full; a method whose parameters say ``entities: user|both`` compresses that side too."""
+    method = EMBEDDINGS[cfg.method_class(key.method)]
+    params = method.Params.from_dict(cfg.method_params(key.method, key), key=f"methods.{key.method}")
+    sides, cr, rank = getattr(params, "entities", "item"), float(key.compression), cfg.model(key.model).rank
     full = FullEmbedding.Params()
-    user_emb = (method(n_users, mcfg.rank, cr, params, generator) if sides in ("user", "both")
-                else FullEmbedding(n_users, mcfg.rank, 100.0, full, generator))
-    item_emb = (method(n_items, mcfg.rank, cr, params, generator) if sides in ("item", "both")
-                else FullEmbedding(n_items, mcfg.rank, 100.0, full, generator))
-    return model, user_emb, item_emb
+    user_emb = (method(n_users, rank, cr, params, generator) if sides in ("user", "both")
+                else FullEmbedding(n_users, rank, 100.0, full, generator))
+    item_emb = (method(n_items, rank, cr, params, generator) if sides in ("item", "both")
+                else FullEmbedding(n_items, rank, 100.0, full, generator))
+    return user_emb, item_emb
 
 
 def rule_based_assignment(kind: str, items: pd.DataFrame, train: pd.DataFrame, n_items: int,
@@ -80,16 +115,16 @@ def rule_based_assignment(kind: str, items: pd.DataFrame, train: pd.DataFrame, n
     """Table 5 initialisations: by (first) genre, or items partitioned evenly by average rating."""
     if kind == "genre":
         first = items.sort_values("item")["genres"].fillna("").str.split("|").str[0]
-        codes = pd.factorize(first)[0]
-        return torch.as_tensor(codes % budget, dtype=torch.long)
+        return torch.as_tensor(pd.factorize(first)[0] % budget, dtype=torch.long)
     mean = train.groupby("item")["rating"].mean().reindex(range(n_items))
     mean = mean.fillna(train["rating"].mean()).to_numpy()
     ranks = np.argsort(np.argsort(mean, kind="stable"), kind="stable")
     return torch.as_tensor(ranks * budget // n_items, dtype=torch.long)
 
 
-def init_clustering(emb, params, side: str, items: pd.DataFrame, train: pd.DataFrame) -> None:
+def init_clustering(emb, side: str, items: pd.DataFrame, train: pd.DataFrame) -> None:
     """Apply a rule-based initial clustering or a frozen one from an earlier run (Tables 5, 11)."""
+    params = emb.params
     if params.frozen_assignments:
         table = pd.read_parquet(params.frozen_assignments)
         table = table[table["side"] == side].sort_values("entity")
@@ -103,106 +138,151 @@ def init_clustering(emb, params, side: str, items: pd.DataFrame, train: pd.DataF
         emb.set_assignments(rule_based_assignment(params.init, items, train, emb.num_entities, emb.max_clusters))
 
 
-def clustered_sides(user_emb, item_emb) -> list[tuple[str, "ClusteredEmbedding"]]:
+def clustered_sides(user_emb, item_emb) -> list[tuple[str, ClusteredEmbedding]]:
     return [(side, e) for side, e in (("user", user_emb), ("item", item_emb)) if isinstance(e, ClusteredEmbedding)]
 
 
-def execute_run(cfg: ProjectConfig, spec: RunSpec, out_dir: str | Path, threads: int | None = None,
-                log=None) -> dict:
-    out_dir = Path(out_dir)
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    threads = threads or cfg.train.threads
-    resolved = cfg.resolved_run(spec)
-    t_start = time.perf_counter()
-    data, data_sha = load_fold(cfg, spec)
-    gen = set_determinism(cfg.train.seed, threads)
-    model, user_emb, item_emb = build(cfg, spec, data.n_users, data.n_items, gen)
-    train, val = holdout(data.train, cfg.train.val_fraction, seed=cfg.train.seed + 1000 * spec.fold)
-    train_pairs, train_y = _pairs(train, data.n_users, data.n_items)
-    test_pairs, test_y = _pairs(data.test, data.n_users, data.n_items)
-    val_pairs, val_y = _pairs(val, data.n_users, data.n_items) if len(val) else (None, None)
-    log(f"[cel] run {spec.key}: {data.n_users} users, {data.n_items} items, "
-        f"{len(train_pairs)} train / {len(test_pairs)} test interactions, {threads} thread(s)")
-
-    def evaluate(t: FullBatchTrainer | None = None) -> dict:
-        u, i = (t.user_emb, t.item_emb) if t is not None else (user_emb, item_emb)
-        out = {"test_mse": mse(score(model, u, i, test_pairs), test_y)}
-        if val_pairs is not None:
-            out["val_mse"] = mse(score(model, u, i, val_pairs), val_y)
-        return out
-
-    items = pd.read_parquet(paths.variant_dir(cfg.results_dir, spec.dataset, spec.variant) / "items.parquet")
-    def col(name, dtype):             # a copy: the frame's arrays are read-only
-        return torch.tensor(train[name].to_numpy(), dtype=dtype)
-
-    for emb, own, other, n_own, n_other in ((user_emb, "user", "item", data.n_users, data.n_items),
-                                            (item_emb, "item", "user", data.n_items, data.n_users)):
+def build(cfg: ProjectConfig, d: RunData) -> Parts:
+    """Model and embeddings; data-aware methods see the training part once; CEL gets its schedule."""
+    model = MODELS[d.key.model](nonneg=cfg.model(d.key.model).nonneg)
+    user_emb, item_emb = build_embeddings(cfg, d.key, d.fold.n_users, d.fold.n_items, d.generator)
+    col = {c: torch.tensor(d.train[c].to_numpy()) for c in ("user", "item", "rating")}   # copies
+    for emb, own, other, n_own, n_other in ((user_emb, "user", "item", d.fold.n_users, d.fold.n_items),
+                                            (item_emb, "item", "user", d.fold.n_items, d.fold.n_users)):
         if isinstance(emb, DataAware):     # AE/PreHash: the warmest entities; HashGNN: pretraining
-            emb.fit_data(TrainingData(col(own, torch.long), col(other, torch.long), col("rating", torch.float32),
-                                      n_own, n_other))
-    schedules: list = []
+            emb.fit_data(TrainingData(col[own].long(), col[other].long(), col["rating"].float(), n_own, n_other))
+    schedules = []
     for side, emb in clustered_sides(user_emb, item_emb):
-        init_clustering(emb, emb.params, side, items, train)
+        init_clustering(emb, side, d.items, d.train)
         schedules.append(ClusterSchedule(side))
-    trainer = FullBatchTrainer(model, user_emb, item_emb, train_pairs, train_y, cfg.train,
-                               reg=cfg.model(spec.model).reg, evaluate=None, callbacks=[GradientAveraging(), MethodSteps(), *schedules], log=log)
-    trainer.evaluate = lambda: evaluate(trainer)
-    hist = trainer.fit()
-    user_emb, item_emb = trainer.user_emb, trainer.item_emb   # the selected (best-val) snapshot
-    with torch.no_grad(), test_time(user_emb, item_emb):     # the model as stored at test time
-        test_pred_t = score(model, user_emb, item_emb, test_pairs)
-        final = {"test_mse": mse(test_pred_t, test_y)}
-        if val_pairs is not None:
-            final["val_mse"] = mse(score(model, user_emb, item_emb, val_pairs), val_y)
-        final_test = final["test_mse"]
-        train_mse = mse(score(model, user_emb, item_emb, train_pairs), train_y)
-        item_counts = np.bincount(train["item"].to_numpy(), minlength=data.n_items)
-        test_pred = test_pred_t.numpy()
-        buckets = bucket_mse(test_pred, test_y.numpy(), item_counts[test_pairs.items.numpy()], BUCKET_EDGES)
-    wall = time.perf_counter() - t_start
+    return Parts(model, user_emb, item_emb, schedules)
 
-    curves = pd.DataFrame({"step": hist.step, "loss": hist.loss, "train_mse": hist.train_mse})
-    evals = pd.DataFrame([{"step": s, **m} for s, m in zip(hist.eval_step, hist.eval)])
-    if len(evals):
-        curves = curves.merge(evals, on="step", how="left")
-    cluster_info, tables = {}, []
-    for (side, emb), sched in zip(clustered_sides(user_emb, item_emb), schedules):
-        sizes = emb.cluster_sizes().tolist()
-        cluster_info[side] = {"final_clusters": emb.n_clusters, "max_clusters": emb.max_clusters,
-                              "cluster_sizes": sizes, "reassign_moves": sched.moves,
-                              "splits": len(sched.splits), "personalized_at": sched.personalized_at}
-        tables.append(pd.DataFrame({"side": side, "entity": np.arange(emb.num_entities),
+
+# --------------------------------------------------------------------------------- train
+def batch_context(cfg: ProjectConfig, d: RunData, model) -> BatchContext | None:
+    feed_cfg = FeedConfig.from_dict(cfg.task(d.key.task).get("feed"))
+    H = feed_cfg.history or model.history_len
+    feats = {name: SIDE_FEATURES[name](d.items, d.fold.n_items) for name in model.side_features}
+    return BatchContext(d.tables["train"], H, feats) if (H or feats) else None
+
+
+def train(cfg: ProjectConfig, d: RunData, parts: Parts, out_dir: Path, log) -> Trainer:
+    """Fit with the task's feed; validation (never test) selects the step; resume from a checkpoint."""
+    ctx = batch_context(cfg, d, parts.model)
+    feed = make_feed(FeedConfig.from_dict(cfg.task(d.key.task).get("feed")), d.tables["train"], d.key.seed, ctx)
+    val = make_batch(d.tables["val"], None, ctx, with_pairs=True) if len(d.tables["val"]) else None
+
+    def evaluate(tr: Trainer) -> dict:
+        if val is None:
+            return {}
+        pred = predict_all(tr.model, tr.user_emb, tr.item_emb, val)
+        return {f"val_{k}": v for k, v in d.task.metrics(pred, val.labels).items()}
+
+    ckpt = out_dir / "checkpoint.pt"
+    trainer = Trainer(d.task, feed, parts.model, parts.user_emb, parts.item_emb, d.train_cfg,
+                      reg=cfg.model(d.key.model).reg, evaluate=evaluate,
+                      callbacks=[GradientAveraging(), MethodSteps(), *parts.schedules], log=log,
+                      checkpoint_path=ckpt if d.train_cfg.checkpoint_every else None)
+    if d.train_cfg.checkpoint_every and ckpt.exists():
+        trainer.load_checkpoint(ckpt)
+    trainer.fit()
+    return trainer
+
+
+# ------------------------------------------------------------------------------ evaluate
+def seen_in_training(table: InteractionTable, train: InteractionTable) -> torch.Tensor:
+    """(D,) rows whose user and item both occur in training (the paper's conversion protocol)."""
+    u = torch.bincount(train.users, minlength=train.n_users) > 0
+    i = torch.bincount(train.items, minlength=train.n_items) > 0
+    return torch.nonzero(u[table.users] & i[table.items]).squeeze(1)
+
+
+def evaluate(d: RunData, tr: Trainer) -> dict:
+    """Final metrics of the selected model as stored at test time; test is scored once, here."""
+    out: dict = {"metrics": {}}
+    ctx = tr.feed.context
+    with torch.no_grad(), test_time(tr.user_emb, tr.item_emb):
+        for name, table in d.tables.items():
+            if not len(table):
+                continue
+            rows = seen_in_training(table, d.tables["train"]) if d.task.kind == "conversion" and name == "test" else None
+            batch = make_batch(table, rows, ctx, with_pairs=rows is None)
+            pred = predict_all(tr.model, tr.user_emb, tr.item_emb, batch)
+            out["metrics"].update({f"{name}_{k}": v for k, v in d.task.metrics(pred, batch.labels).items()})
+            if name == "test" and d.task.kind == "regression":
+                counts = np.bincount(d.tables["train"].items.numpy(), minlength=table.n_items)
+                out["buckets"] = bucket_mse(pred.numpy(), batch.labels.numpy(), counts[batch.items.numpy()], BUCKET_EDGES)
+    if tr.history.progressive:
+        out["metrics"].update({k: v for k, v in tr.history.progressive[-1].items() if k.startswith("progressive_")})
+    return out
+
+
+# --------------------------------------------------------------------------------- write
+def curves_frame(tr: Trainer) -> pd.DataFrame:
+    h = tr.history
+    curves = pd.DataFrame({"step": h.step, "loss": h.loss, "train_loss": h.train_loss})
+    for extra in (pd.DataFrame([{"step": s, **m} for s, m in zip(h.eval_step, h.eval)]), pd.DataFrame(h.progressive)):
+        if len(extra):
+            curves = curves.merge(extra, on="step", how="left")
+    return curves
+
+
+def cluster_record(tr: Trainer, parts: Parts, out_dir: Path) -> dict:
+    """Cluster sizes, moves and splits per clustered side; the assignments go to a parquet file."""
+    info, frames = {}, []
+    for (side, emb), sched in zip(clustered_sides(tr.user_emb, tr.item_emb), parts.schedules):
+        info[side] = {"final_clusters": emb.n_clusters, "max_clusters": emb.max_clusters,
+                      "cluster_sizes": emb.cluster_sizes().tolist(), "reassign_moves": sched.moves,
+                      "splits": len(sched.splits), "personalized_at": sched.personalized_at}
+        frames.append(pd.DataFrame({"side": side, "entity": np.arange(emb.num_entities),
                                     "cluster": emb.assignments().numpy()}))
-    if tables:
-        write_parquet(pd.concat(tables), out_dir / "assignments.parquet")
+    if frames:
+        write_parquet(pd.concat(frames), out_dir / "assignments.parquet")
+    return info
+
+
+def size_metrics(tr: Trainer, n_items: int) -> dict:
+    u, i = tr.user_emb, tr.item_emb
+    return {"embedding_params": u.num_parameters() + i.num_parameters(), "item_embedding_params": i.num_parameters(),
+            "user_embedding_params": u.num_parameters(), "item_embedding_rows": i.embedding_rows(),
+            "item_compression_rows": 100.0 * i.embedding_rows() / n_items,
+            "item_compression_real": 100.0 * i.num_parameters() / (n_items * i.dim)}
+
+
+def write(cfg: ProjectConfig, d: RunData, tr: Trainer, parts: Parts, results: dict, out_dir: Path, wall: float) -> dict:
+    resolved = cfg.resolved_run(d.key)
+    clusters = cluster_record(tr, parts, out_dir)
     write_text(out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=True))
-    write_parquet(curves, out_dir / "curves.parquet")
-    metrics = {
-        "test_mse": final_test,
-        "train_mse": train_mse,
-        "embedding_params": user_emb.num_parameters() + item_emb.num_parameters(),
-        "item_embedding_params": item_emb.num_parameters(),
-        "user_embedding_params": user_emb.num_parameters(),
-        "item_embedding_rows": item_emb.embedding_rows(),
-        "item_compression_rows": 100.0 * item_emb.embedding_rows() / data.n_items,
-        "item_compression_real": 100.0 * item_emb.num_parameters() / (data.n_items * item_emb.dim),
-        "steps": len(hist.step),
-        "selected_step": trainer.best_step if trainer.best_state is not None else len(hist.step),
-        **({"val_mse": final["val_mse"]} if "val_mse" in final else {}),
-        **{f"final_clusters_{side}": c["final_clusters"] for side, c in cluster_info.items()},
-    }
-    timing = {"step_seconds": hist.step_seconds, "wall_seconds": wall}
+    write_parquet(curves_frame(tr), out_dir / "curves.parquet")
+    metrics = {**results["metrics"], **size_metrics(tr, d.fold.n_items), "steps": tr.step,
+               "selected_step": tr.selected_step,
+               **{f"final_clusters_{side}": c["final_clusters"] for side, c in clusters.items()}}
     record = {
-        "run": resolved["run"],
-        "metrics": metrics,
-        "timing": timing,   # not deterministic; kept apart from the metrics
-        "clusters": cluster_info,
-        "test_mse_by_item_interactions": buckets,     # Figure 4
-        "tags": {"git_commit": git_commit(), "config_hash": config_hash(resolved), "data_sha256": data_sha,
-                 "n_users": data.n_users, "n_items": data.n_items,
-                 "n_train": len(train_pairs), "n_test": len(test_pairs), "threads": threads},
+        "run": d.key.as_dict(), "task": d.task.kind, "metrics": metrics,
+        "timing": {"step_seconds": tr.history.step_seconds, "wall_seconds": wall},   # not deterministic
+        "clusters": clusters,
+        "test_mse_by_item_interactions": results.get("buckets", {}),     # Figure 4
+        "tags": {"git_commit": git_commit(), "config_hash": config_hash(resolved), "data_sha256": d.data_sha,
+                 "n_users": d.fold.n_users, "n_items": d.fold.n_items, "n_train": len(d.tables["train"]),
+                 "n_test": len(d.tables["test"]), "threads": d.threads},
         "params": resolved,
     }
     write_json(out_dir / "metrics.json", record)   # last: its existence means the run is complete
-    log(f"[cel] done {spec.key}: test_mse={final_test:.4f} train_mse={train_mse:.4f} ({wall:.1f}s)")
+    (out_dir / "checkpoint.pt").unlink(missing_ok=True)
+    return record
+
+
+def execute_run(cfg: ProjectConfig, key: RunKey, out_dir: str | Path, threads: int | None = None, log=None) -> dict:
+    """load → build → train → evaluate → write; returns the metrics.json record."""
+    out_dir, t0 = Path(out_dir), time.perf_counter()
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    d = load(cfg, key, threads)
+    log(f"[cel] run {key}: {d.fold.n_users} users, {d.fold.n_items} items, {len(d.tables['train'])} train / "
+        f"{len(d.tables['val'])} val / {len(d.tables['test'])} test interactions, {d.threads} thread(s)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = build(cfg, d)
+    tr = train(cfg, d, parts, out_dir, log)
+    record = write(cfg, d, tr, parts, evaluate(d, tr), out_dir, time.perf_counter() - t0)
+    main = f"test_{d.task.primary}"
+    log(f"[cel] done {key}: {main}={record['metrics'][main]:.4f} ({record['timing']['wall_seconds']:.1f}s)")
     return record

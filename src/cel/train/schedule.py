@@ -5,7 +5,10 @@
 * every t1 steps: reassign every entity to its lowest-loss cluster (Eq. 4), drop empty ones;
 * at ``personalize_at``: untie (all or only warm entities) and add the λ_p regulariser.
 
-All of it runs under ``torch.no_grad()`` (the trainer's ``trigger``).
+The data comes from the Feed (``trainer.feed.interactions(side)``: each entity's training
+interactions), never from full-batch tensors, so the schedule works with every Feed and every
+interaction model. All of it runs under ``torch.no_grad()`` (the trainer's ``trigger``), except
+the gradient of Eq. 5, which is computed here on the entities' interactions.
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from cel.cluster.criteria import NEEDS_LOSS, ClusterStats, choose_cluster
 from cel.cluster.reassign import cluster_losses, reassign
 from cel.cluster.split import SplitContext, split_mask
 from cel.embeddings.cel import CELEmbedding
-from cel.train.trainer import Callback, FullBatchTrainer
+from cel.cluster.interactions import EntityInteractions
+from cel.train.trainer import Callback, Trainer
 
 
 class ClusterSchedule(Callback):
@@ -26,25 +30,21 @@ class ClusterSchedule(Callback):
         self.moves: list[tuple[int, int]] = []       # (step, entities moved) per reassignment
         self.splits: list[tuple[int, int, int]] = []  # (step, parent, size of the parent before)
         self.personalized_at = 0
+        self._reached = False
 
-    # -- helpers ----------------------------------------------------------------------------
-    def emb(self, t: FullBatchTrainer) -> CELEmbedding:
+    # -- what the schedule reads ------------------------------------------------------------
+    def emb(self, t: Trainer) -> CELEmbedding:
         return t.item_emb if self.side == "item" else t.user_emb
 
-    def _data(self, t: FullBatchTrainer):
-        """(other-side table (N_o, R), other index (D,), entity index (D,))."""
-        if self.side == "item":
-            return t.user_emb.table().detach(), t.pairs.users, t.pairs.items
-        return t.item_emb.table().detach(), t.pairs.items, t.pairs.users
+    def other_table(self, t: Trainer) -> torch.Tensor:
+        """(N, R) the other side's embeddings (detached)."""
+        return (t.user_emb if self.side == "item" else t.item_emb).table().detach()
 
-    def entity_index(self, t: FullBatchTrainer) -> torch.Tensor:
-        """(D,) the clustered entity of each training interaction."""
-        return t.pairs.items if self.side == "item" else t.pairs.users
+    def interactions(self, t: Trainer) -> EntityInteractions:
+        return t.feed.interactions(self.side)
 
-    def counts(self, t: FullBatchTrainer) -> torch.Tensor:
-        if not hasattr(self, "_counts"):
-            self._counts = torch.bincount(self.entity_index(t), minlength=self.emb(t).num_entities)
-        return self._counts
+    def counts(self, t: Trainer) -> torch.Tensor:
+        return self.interactions(t).counts()
 
     @staticmethod
     def frozen(e: CELEmbedding) -> bool:
@@ -52,7 +52,7 @@ class ClusterSchedule(Callback):
         p = e.params
         return bool(p.frozen_assignments) or (p.init != "random" and not p.cluster_after_init)
 
-    def ready(self, t: FullBatchTrainer) -> bool:
+    def ready(self, t: Trainer) -> bool:
         """Early stopping / step selection only once the cluster budget is reached (or the
         entities are untied, when personalisation is on)."""
         e = self.emb(t)
@@ -61,11 +61,20 @@ class ClusterSchedule(Callback):
             return self.personalized_at > 0
         if self.frozen(e) or not p.split:
             return True
-        self._reached = getattr(self, "_reached", False) or e.n_clusters >= e.max_clusters
+        self._reached = self._reached or e.n_clusters >= e.max_clusters
         return self._reached
 
     # -- events -----------------------------------------------------------------------------
-    def on_step_end(self, t: FullBatchTrainer) -> None:
+    def split_due(self, t: Trainer) -> bool:
+        e = self.emb(t)
+        return (e.personal is None and not self.frozen(e) and e.params.split and t.step % e.params.t2 == 0
+                and e.n_clusters < e.max_clusters)
+
+    def on_after_backward(self, t: Trainer) -> None:
+        """Eq. 5 uses the gradients of this step: take them at the parameters the step starts from."""
+        self._grads = self.entity_grads(t) if self.split_due(t) else None
+
+    def on_step_end(self, t: Trainer) -> None:
         e, p, step = self.emb(t), self.emb(t).params, t.step
         if e.personal is not None:
             return
@@ -78,17 +87,16 @@ class ClusterSchedule(Callback):
             return
         if self.frozen(e):
             return
-        if p.split and step % p.t2 == 0 and e.n_clusters < e.max_clusters:
+        if self.split_due(t):
             self.split_once(t)
         if p.reassign and step % p.t1 == 0 and (not p.reassign_until or step <= p.reassign_until):
             self.reassign_all(t)
 
     # -- the two cluster operations --------------------------------------------------------
-    def split_once(self, t: FullBatchTrainer) -> int | None:
+    def split_once(self, t: Trainer) -> int | None:
         e, p = self.emb(t), self.emb(t).params
-        grads = e.entity_grads()
-        if grads is None:
-            return None
+        grads = getattr(self, "_grads", None)
+        grads = self.entity_grads(t) if grads is None else grads
         losses = self.entity_losses(t) if p.criterion in NEEDS_LOSS else None
         stats = ClusterStats(e.assign, e.n_clusters, self.counts(t), grads, losses)
         k = choose_cluster(p.criterion, stats)
@@ -103,26 +111,14 @@ class ClusterSchedule(Callback):
         self._sync_optimizer_rows(t, e, src=torch.tensor([k]), dst=torch.tensor([new]))
         return new
 
-    def entity_major(self, t: FullBatchTrainer):
-        """(other index (D,), targets (D,), segment pointers (M+1,)) in entity-major order."""
-        if not hasattr(self, "_major"):
-            p = t.pairs
-            if self.side == "item":
-                self._major = (p.i_col, t.ratings[p.i_perm].contiguous(), p.i_crow)
-            else:
-                self._major = (p.items, t.ratings, p.u_crow)
-        return self._major
-
-    def best_assignment(self, t: FullBatchTrainer) -> torch.Tensor:
+    def best_assignment(self, t: Trainer) -> torch.Tensor:
         """(M,) the lowest-loss cluster of every entity (Eq. 4), without applying it."""
         e = self.emb(t)
-        other = (t.user_emb if self.side == "item" else t.item_emb).table().detach()
-        oidx, x, crow = self.entity_major(t)
-        L = cluster_losses(t.model, other[oidx], x, e.centroids.detach()[: e.n_clusters], crow,
-                           self.side, e.params.chunk_elems)
+        L = cluster_losses(t.model, self.other_table(t), self.interactions(t), e.centroids.detach()[: e.n_clusters],
+                           self.side, None if t.task.squared_error else t.task.loss_terms, e.params.chunk_elems)
         return reassign(L, e.assign, self.counts(t))
 
-    def reassign_all(self, t: FullBatchTrainer) -> int:
+    def reassign_all(self, t: Trainer) -> int:
         e = self.emb(t)
         moved, mapping = e.reassign(self.best_assignment(t))
         keep = torch.nonzero(mapping >= 0).squeeze(1)
@@ -131,23 +127,33 @@ class ClusterSchedule(Callback):
         self.moves.append((t.step, moved))
         return moved
 
-    # -- statistics -------------------------------------------------------------------------
-    def entity_losses(self, t: FullBatchTrainer) -> torch.Tensor:
-        from cel.train.trainer import score
+    # -- statistics on each entity's interactions ----------------------------------------------
+    def _pointwise(self, t: Trainer, table: torch.Tensor) -> torch.Tensor:
+        """(D,) task loss of every interaction (entity-major) with entity embeddings ``table``."""
+        inter, other = self.interactions(t), self.other_table(t)
+        o, x = other[inter.other], table[inter.entity()]
+        pred = t.model(x, o) if self.side == "user" else t.model(o, x)
+        return t.task.loss_terms(pred, inter.targets)
 
-        pred = score(t.model, t.user_emb, t.item_emb, t.pairs).detach()
-        ent = self.entity_index(t)
-        return torch.zeros(self.emb(t).num_entities, dtype=torch.float64).index_add_(
-            0, ent, (pred - t.ratings).pow(2).double())
+    def entity_grads(self, t: Trainer) -> torch.Tensor:
+        """(M, R) g_j = -∂L/∂B(j,:) of the task loss on entity j's interactions (Eq. 5's G)."""
+        table = self.emb(t).table().detach().requires_grad_(True)
+        with torch.enable_grad():
+            self._pointwise(t, table).sum().backward()
+        return -table.grad
 
-    def user_inspired(self, t: FullBatchTrainer) -> torch.Tensor:
+    def entity_losses(self, t: Trainer) -> torch.Tensor:
+        """(M,) summed task loss of each entity's interactions."""
+        return self.interactions(t).segment_sum(self._pointwise(t, self.emb(t).table().detach()).double())
+
+    def user_inspired(self, t: Trainer) -> torch.Tensor:
         """(M, R): each entity as the mean embedding of the other side it interacted with."""
-        other, oidx, ent = self._data(t)
-        sums = torch.zeros(self.emb(t).num_entities, other.shape[1]).index_add_(0, ent, other[oidx])
-        return sums / self.counts(t).clamp_min(1)[:, None]
+        inter = self.interactions(t)
+        sums = inter.segment_sum(self.other_table(t)[inter.other])
+        return sums / inter.counts().clamp_min(1)[:, None]
 
     @staticmethod
-    def _sync_optimizer_rows(t: FullBatchTrainer, e: CELEmbedding, src, dst, clear_from=None) -> None:
+    def _sync_optimizer_rows(t: Trainer, e: CELEmbedding, src, dst, clear_from=None) -> None:
         """Keep per-row optimiser state (Adam moments, ...) with its cluster after a split
         (the new row copies its parent's) or a compaction (rows move down)."""
         for opt in t.optimizers():

@@ -1,18 +1,28 @@
-"""One generic full-batch trainer with named callback events (minGPT-style ``trigger``).
+"""The one training loop: a :class:`Trainer` parameterised by a Task and a Feed, with named
+callback events (minGPT-style ``trigger``). No other training loop exists in ``cel``.
 
-Loss (per step, full batch):  L = Σ_(u,i) observed (x_ui - y(A_u, B_i))²          Eq. (1)
-                                 + λ_reg / 2 · Σ_p ||p||²_F  over embedding params   Eq. (8)
+Loss of a step on batch b (Eq. 1 and Eq. 8):
+    L = scale_b · Σ_{d ∈ b} loss_task(y(A_u, B_i), x_d)  +  λ_reg / 2 · Σ_p ||p||²_F  (+ method penalties)
+with loss_task = squared error (regression) or BCE on logits (conversion), and scale_b from the
+Feed (1 for full batch: Eq. 1 as written).
 
-Events: ``on_fit_start``, ``on_after_backward`` (gradients are there: gradient averaging,
-GPCA gradient capture), ``on_step_end`` (after the optimiser step and the model constraint:
-the CEL cluster schedule), ``on_eval``, ``on_fit_end``. Callbacks run under ``torch.no_grad()``.
+Events: ``on_fit_start``, ``on_after_backward`` (gradients exist: gradient averaging, Eq. 7),
+``on_step_end`` (after the update and the model constraint: the CEL cluster schedule, eTree/JNKM/
+CERP steps), ``on_eval``, ``on_fit_end``. Callbacks run under ``torch.no_grad()``.
+
+The trainer also owns step selection and early stopping on validation (the task's primary
+metric, in the task's direction), progressive evaluation on a stream feed (predict each batch,
+then train on it), and checkpoints (``checkpoint_path``: everything needed to continue the run
+exactly; a run killed between steps resumes from its last checkpoint).
 """
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -20,7 +30,8 @@ import torch
 from cel.config import TrainConfig
 from cel.embeddings.base import EmbeddingMethod, test_time
 from cel.models.base import InteractionModel, PairScorer
-from cel.models.pairs import PairIndex
+from cel.train.feeds import Batch, Feed
+from cel.train.tasks import Task
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "gd": torch.optim.SGD,
@@ -28,18 +39,19 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adagrad": torch.optim.Adagrad,
     "rmsprop": torch.optim.RMSprop,
 }
+EVAL_CHUNK = 1 << 16
 
 
 class Callback:
     """Base class: override the events you need."""
 
-    def on_fit_start(self, trainer: "FullBatchTrainer") -> None: ...
-    def on_after_backward(self, trainer: "FullBatchTrainer") -> None: ...
-    def on_step_end(self, trainer: "FullBatchTrainer") -> None: ...
-    def on_eval(self, trainer: "FullBatchTrainer", metrics: dict) -> None: ...
-    def on_fit_end(self, trainer: "FullBatchTrainer") -> None: ...
+    def on_fit_start(self, trainer: "Trainer") -> None: ...
+    def on_after_backward(self, trainer: "Trainer") -> None: ...
+    def on_step_end(self, trainer: "Trainer") -> None: ...
+    def on_eval(self, trainer: "Trainer", metrics: dict) -> None: ...
+    def on_fit_end(self, trainer: "Trainer") -> None: ...
 
-    def ready(self, trainer: "FullBatchTrainer") -> bool:
+    def ready(self, trainer: "Trainer") -> bool:
         """False while the callback's schedule must run on (no early stop, no step selection)."""
         return True
 
@@ -48,34 +60,59 @@ class Callback:
 class History:
     step: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
-    train_mse: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)      # mean task loss on the step's batch
     eval_step: list[int] = field(default_factory=list)
     eval: list[dict] = field(default_factory=list)
+    progressive: list[dict] = field(default_factory=list)      # stream: per-batch predict-then-train scores
     step_seconds: float = 0.0
 
 
-def score(model: InteractionModel, user_emb: EmbeddingMethod, item_emb: EmbeddingMethod,
-          pairs: PairIndex) -> torch.Tensor:
-    """(D,) predictions for all pairs: exact sparse fast path for dot-product models."""
-    if isinstance(model, PairScorer):
-        return model.score_pairs(user_emb.table(), item_emb.table(), pairs)
-    return model(user_emb(pairs.users), item_emb(pairs.items))
+def predict(model: InteractionModel, user_emb: EmbeddingMethod, item_emb: EmbeddingMethod,
+            batch: Batch) -> torch.Tensor:
+    """(B,) model outputs for a batch: the exact sparse path for dot-product models when the batch
+    carries its pair structure, else embeddings looked up per row (history through ``item_emb``)."""
+    if batch.pairs is not None and isinstance(model, PairScorer):
+        return model.score_pairs(user_emb.table(), item_emb.table(), batch.pairs)
+    extra = {}
+    if batch.history is not None:
+        extra["history"], extra["history_mask"] = item_emb(batch.history), batch.history_mask
+    if batch.features:
+        extra["features"] = batch.features
+    return model(user_emb(batch.users), item_emb(batch.items), **extra)
 
 
-class FullBatchTrainer:
-    def __init__(self, model: InteractionModel, user_emb: EmbeddingMethod, item_emb: EmbeddingMethod,
-                 pairs: PairIndex, ratings: torch.Tensor, cfg: TrainConfig, reg: float,
-                 evaluate: Callable[[], dict] | None = None, callbacks: list[Callback] | None = None,
-                 log: Callable[[str], None] | None = None):
-        self.model, self.user_emb, self.item_emb = model, user_emb, item_emb
-        self.pairs, self.ratings, self.cfg, self.reg = pairs, ratings, cfg, reg
+def predict_all(model, user_emb, item_emb, batch: Batch) -> torch.Tensor:
+    """Like :func:`predict`, in chunks when there is no exact full-batch path (evaluation)."""
+    if (batch.pairs is not None and isinstance(model, PairScorer)) or len(batch) <= EVAL_CHUNK:
+        return predict(model, user_emb, item_emb, batch)
+    outs = []
+    for s in range(0, len(batch), EVAL_CHUNK):
+        sl = slice(s, s + EVAL_CHUNK)
+        part = Batch(batch.users[sl], batch.items[sl], batch.labels[sl],
+                     None if batch.history is None else batch.history[sl],
+                     None if batch.history_mask is None else batch.history_mask[sl],
+                     {k: (i[sl], m[sl]) for k, (i, m) in batch.features.items()})
+        outs.append(predict(model, user_emb, item_emb, part))
+    return torch.cat(outs)
+
+
+class Trainer:
+    def __init__(self, task: Task, feed: Feed, model: InteractionModel, user_emb: EmbeddingMethod,
+                 item_emb: EmbeddingMethod, cfg: TrainConfig, reg: float,
+                 evaluate: Callable[["Trainer"], dict] | None = None, callbacks: list[Callback] | None = None,
+                 log: Callable[[str], None] | None = None, checkpoint_path: str | Path | None = None):
+        self.task, self.feed, self.model = task, feed, model
+        self.user_emb, self.item_emb = user_emb, item_emb
+        self.cfg, self.reg = cfg, reg
         self.evaluate = evaluate
         self.callbacks = list(callbacks or [])
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.step = 0
         self.history = History()
-        self.best_val, self.best_step, self.best_state, self._stale = float("inf"), 0, None, 0
+        self.best_val, self.best_step, self.best_state, self._stale = task.worst(), 0, None, 0
         self.optimizer = self.build_optimizer()
+        self._prog: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # -- pieces a callback may call ------------------------------------------------------
     def build_optimizer(self) -> list[torch.optim.Optimizer]:
@@ -83,12 +120,9 @@ class FullBatchTrainer:
         group takes ``user_optimizer``/``user_lr`` when set, the item group (and the model's own
         parameters) ``optimizer``/``lr``. Rebuilt by callbacks that add parameters."""
         cfg = self.cfg
-        groups = {
-            (cfg.user_optimizer or cfg.optimizer, cfg.user_lr or cfg.lr): list(self.user_emb.parameters()),
-        }
+        groups = {(cfg.user_optimizer or cfg.optimizer, cfg.user_lr or cfg.lr): list(self.user_emb.parameters())}
         item_key = (cfg.optimizer, cfg.lr)
-        groups.setdefault(item_key, [])
-        groups[item_key] = groups[item_key] + [p for m in (self.item_emb, self.model) for p in m.parameters()]
+        groups[item_key] = groups.get(item_key, []) + [p for m in (self.item_emb, self.model) for p in m.parameters()]
         by_opt: dict[str, list[dict]] = {}
         for (name, lr), params in groups.items():
             if params:
@@ -103,17 +137,17 @@ class FullBatchTrainer:
             for p in emb.embedding_parameters():
                 self.model.constrain_(p.data)
 
-    def losses(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(total loss, sum of squared errors) of the current parameters on the training pairs."""
-        pred = score(self.model, self.user_emb, self.item_emb, self.pairs)
-        sse = (pred - self.ratings).pow(2).sum()
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(total loss, summed task loss of the batch) at the current parameters."""
+        pred = predict(self.model, self.user_emb, self.item_emb, batch)
+        data = self.task.loss_terms(pred, batch.labels).sum()
         reg = sum(p.pow(2).sum() for m in (self.user_emb, self.item_emb) for p in m.embedding_parameters())
-        total = sse + 0.5 * self.reg * reg
+        total = batch.scale * data + 0.5 * self.reg * reg
         for emb in (self.user_emb, self.item_emb):
             pen = emb.penalty()
             if pen is not None:
                 total = total + pen
-        return total, sse
+        return total, data
 
     def trigger(self, event: str, *args) -> None:
         with torch.no_grad():
@@ -124,55 +158,71 @@ class FullBatchTrainer:
         if self.evaluate is None:
             return {}
         with torch.no_grad(), test_time(self.user_emb, self.item_emb):   # what is stored at test time
-            metrics = self.evaluate()
+            metrics = self.evaluate(self)
         self.history.eval_step.append(self.step)
         self.history.eval.append(metrics)
         self.trigger("on_eval", metrics)
         return metrics
 
     # -- the loop ---------------------------------------------------------------------------
-    def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One full-batch step of embedding optimisation: loss, backward, callbacks, update,
-        constraint. Returns (total loss, sum of squared errors) before the update."""
+    def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss, backward, callbacks, update, constraint. Returns (total loss, task loss sum)."""
         for opt in self.optimizer:
             opt.zero_grad(set_to_none=True)
-        loss, sse = self.losses()
+        loss, data = self.losses(batch)
         loss.backward()
         self.trigger("on_after_backward")
         for opt in self.optimizer:
             opt.step()
         with torch.no_grad():
             self.constrain()
-        return loss.detach(), sse.detach()
+        return loss.detach(), data.detach()
+
+    def progressive_score(self, batch: Batch) -> None:
+        """Stream feeds: score the batch with the current model before training on it."""
+        with torch.no_grad(), test_time(self.user_emb, self.item_emb):
+            pred = predict(self.model, self.user_emb, self.item_emb, batch)
+        self._prog.append((pred, batch.labels))
+        seen = torch.cat([p for p, _ in self._prog]), torch.cat([y for _, y in self._prog])
+        self.history.progressive.append({"step": self.step, "n": len(seen[0]),
+                                         **{f"batch_{k}": v for k, v in self.task.metrics(pred, batch.labels).items()},
+                                         **{f"progressive_{k}": v for k, v in self.task.metrics(*seen).items()}})
 
     def fit(self) -> History:
-        cfg, n = self.cfg, len(self.pairs)
-        self.constrain()
-        self.trigger("on_fit_start")
-        t_steps, t0 = 0.0, time.perf_counter()
-        last = {}
-        for self.step in range(1, cfg.steps + 1):
+        cfg = self.cfg
+        if self.step == 0:
+            self.constrain()
+            self.trigger("on_fit_start")
+        t_steps, t0, start, last = 0.0, time.perf_counter(), self.step, {}
+        for batch in self.feed.batches():
+            if self.step >= cfg.steps:
+                break
+            self.step += 1
+            if self.feed.progressive:
+                self.progressive_score(batch)
             ts = time.perf_counter()
-            loss, sse = self.train_step()
+            loss, data = self.train_step(batch)
             t_steps += time.perf_counter() - ts
             self.history.step.append(self.step)
             self.history.loss.append(loss.item())
-            self.history.train_mse.append(sse.item() / n)
+            self.history.train_loss.append(data.item() / len(batch))
             self.trigger("on_step_end")
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {self.step}: lower train.lr")
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                 last = self.run_eval()
                 if self._select(last):
-                    self.log(f"[cel] early stop at step {self.step}: no better val_mse in "
+                    self.log(f"[cel] early stop at step {self.step}: no better val_{self.task.primary} in "
                              f"{cfg.patience} evaluations (best at step {self.best_step})")
                     break
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                rate = self.step / (time.perf_counter() - t0)
+                rate = (self.step - start) / (time.perf_counter() - t0)
                 extra = " ".join(f"{k}={v:.4f}" for k, v in last.items())
                 self.log(f"[cel] step {self.step}/{cfg.steps} loss={loss.item():.2f} "
-                         f"train_mse={sse.item() / n:.4f} {extra} ({rate:.1f} steps/s)")
-        self.history.step_seconds = t_steps / max(1, len(self.history.step))
+                         f"train_loss={data.item() / len(batch):.4f} {extra} ({rate:.1f} steps/s)")
+            if cfg.checkpoint_every and self.checkpoint_path and self.step % cfg.checkpoint_every == 0:
+                self.save_checkpoint(self.checkpoint_path)
+        self.history.step_seconds = t_steps / max(1, self.step - start)
         if self.best_state is not None:
             self.restore(self.best_state)
         self.trigger("on_fit_end")
@@ -182,20 +232,62 @@ class FullBatchTrainer:
     def snapshot(self) -> dict:
         """Everything needed to return to the current model (methods may change shape)."""
         return {"user_emb": copy.deepcopy(self.user_emb), "item_emb": copy.deepcopy(self.item_emb),
-                "step": self.step}
+                "model": copy.deepcopy(self.model), "step": self.step}
 
     def restore(self, state: dict) -> None:
-        self.user_emb, self.item_emb = state["user_emb"], state["item_emb"]
+        self.user_emb, self.item_emb, self.model = state["user_emb"], state["item_emb"], state["model"]
+
+    @property
+    def selected_step(self) -> int:
+        return self.best_step if self.best_state is not None else self.step
 
     def _select(self, metrics: dict) -> bool:
         """Keep the best-validation snapshot; return True when patience is exhausted."""
-        if "val_mse" not in metrics or self.step < self.cfg.min_steps:
+        key = f"val_{self.task.primary}"
+        if key not in metrics or self.step < self.cfg.min_steps:
             return False
         if not all(cb.ready(self) for cb in self.callbacks):
             return False
-        if metrics["val_mse"] < self.best_val:
-            self.best_val, self.best_step, self._stale = metrics["val_mse"], self.step, 0
+        if self.task.better(metrics[key], self.best_val):
+            self.best_val, self.best_step, self._stale = metrics[key], self.step, 0
             self.best_state = self.snapshot()
             return False
         self._stale += 1
         return self.cfg.patience > 0 and self._stale >= self.cfg.patience
+
+    # -- checkpoints ------------------------------------------------------------------------
+    _STATE = ("step", "history", "best_val", "best_step", "best_state", "_stale", "_prog",
+              "user_emb", "item_emb", "model", "optimizer", "callbacks")
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Atomically write everything the loop needs to continue exactly: modules, optimiser
+        state, callbacks (cluster schedule), selection state, the feed's position, RNG state."""
+        path = Path(path)
+        state = {k: getattr(self, k) for k in self._STATE}
+        state["feed_state"] = dict(self.feed.state)
+        state["rng"] = torch.get_rng_state()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        state = torch.load(path, weights_only=False)
+        for k in self._STATE:
+            setattr(self, k, state[k])
+        self.feed.state = dict(state["feed_state"])
+        torch.set_rng_state(state["rng"])
+        self.log(f"[cel] resumed from {path} at step {self.step}")
+
+
+def full_batch_trainer(model: InteractionModel, user_emb: EmbeddingMethod, item_emb: EmbeddingMethod, pairs,
+                       targets: torch.Tensor, cfg: TrainConfig, reg: float, task: Task | None = None,
+                       **kwargs) -> Trainer:
+    """A :class:`Trainer` on the ``full`` feed over interactions already in a
+    :class:`~cel.models.pairs.PairIndex` (sorted by user, item) with their targets (D,)."""
+    from cel.train.feeds import FeedConfig, FullFeed, InteractionTable
+    from cel.train.tasks import Regression
+
+    table = InteractionTable(pairs.users, pairs.items, targets, torch.zeros(len(pairs), dtype=torch.int64),
+                             pairs.n_users, pairs.n_items)
+    return Trainer(task or Regression(), FullFeed(table, FeedConfig("full"), cfg.seed), model, user_emb,
+                   item_emb, cfg, reg, **kwargs)

@@ -1,0 +1,262 @@
+"""Feeds: how interactions reach the model. One registry, one :class:`Batch` type.
+
+* ``full``       every step sees every training interaction through the exact sparse path of
+                 dot-product models (``Batch.pairs``, a :class:`PairIndex`): full-batch GD (A.1).
+* ``minibatch``  shuffled epochs of ``batch_size`` interactions (seeded per epoch).
+* ``stream``     chronological order, each batch once; ``progressive`` = the trainer predicts each
+                 batch before it trains on it (predict-then-train, as River's progressive score).
+
+Every feed also answers "the training interactions of entity e" (:meth:`Feed.interactions`),
+which CEL's reassignment, GPCA split and split criteria use whatever the feed: the whole training
+fold (full, minibatch) or what the stream has delivered so far.
+
+Loss scale per batch (``loss``): ``sum`` (Eq. 1 as written: the full-batch default), ``mean``
+(average over the batch), ``dataset`` (D / B times the batch sum: an unbiased estimate of Eq. 1,
+so a learning rate means the same as in full batch; the mini-batch default).
+
+Shapes: B batch, H history length, F side-feature slots, D interactions, M items, N users.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cel.cluster.interactions import EntityInteractions
+from cel.errors import ConfigError
+from cel.models.pairs import PairIndex
+
+
+@dataclass
+class Batch:
+    users: torch.Tensor                       # (B,) int64
+    items: torch.Tensor                       # (B,) int64
+    labels: torch.Tensor                      # (B,) float32 targets of the task
+    history: torch.Tensor | None = None       # (B, H) item ids of the user's earlier interactions
+    history_mask: torch.Tensor | None = None  # (B, H) True where a history slot is real (not padding)
+    features: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # name -> ((B, F) ids, (B, F) mask)
+    pairs: PairIndex | None = None            # exact sparse structure (full feed, evaluation)
+    scale: float = 1.0                        # multiplier of the summed loss terms
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    kind: str = "full"
+    batch_size: int = 1024
+    loss: str = ""             # sum | mean | dataset; "" = the feed's default
+    history: int = 0           # history length H (0 = as the model asks, ``model.history_len``)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "FeedConfig":
+        d = dict(d or {})
+        unknown = set(d) - {"kind", "batch_size", "loss", "history"}
+        if unknown:
+            raise ConfigError(f"config unknown key at 'tasks.*.feed.{sorted(unknown)[0]}'")
+        cfg = cls(**d)
+        if cfg.kind not in FEEDS:
+            raise ConfigError(f"config invalid value at 'tasks.*.feed.kind': {cfg.kind!r} (known: {', '.join(FEEDS)})")
+        if cfg.loss not in ("", "sum", "mean", "dataset"):
+            raise ConfigError(f"config invalid value at 'tasks.*.feed.loss': {cfg.loss!r} (known: sum, mean, dataset)")
+        return cfg
+
+
+@dataclass(frozen=True)
+class InteractionTable:
+    """Interactions as index tensors, sorted by (user, item) once, here (the order PairIndex wants)."""
+
+    users: torch.Tensor       # (D,)
+    items: torch.Tensor       # (D,)
+    labels: torch.Tensor      # (D,) task targets
+    timestamps: torch.Tensor  # (D,)
+    n_users: int
+    n_items: int
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, n_users: int, n_items: int, labels_of) -> "InteractionTable":
+        u, i = frame["user"].to_numpy(), frame["item"].to_numpy()
+        order = np.lexsort((i, u))
+        ts = frame["timestamp"].to_numpy() if "timestamp" in frame else np.zeros(len(frame), dtype=np.int64)
+        y = labels_of(torch.as_tensor(frame["rating"].to_numpy()[order], dtype=torch.float32))
+        return cls(torch.as_tensor(u[order], dtype=torch.int64), torch.as_tensor(i[order], dtype=torch.int64),
+                   y, torch.as_tensor(ts[order], dtype=torch.int64), n_users, n_items)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def pairs(self) -> PairIndex:
+        return PairIndex.build(self.users.numpy(), self.items.numpy(), self.n_users, self.n_items)
+
+    def entity_interactions(self, side: str, rows: torch.Tensor | None = None) -> EntityInteractions:
+        """The interactions of every user (``side='user'``) or item, optionally of ``rows`` only."""
+        u, i, y = (self.users, self.items, self.labels) if rows is None else (self.users[rows], self.items[rows], self.labels[rows])
+        if side == "item":
+            return EntityInteractions.from_arrays(i, u, y, self.n_items, self.n_users)
+        return EntityInteractions.from_arrays(u, i, y, self.n_users, self.n_items)
+
+
+class BatchContext:
+    """What a model may ask a batch to carry beyond ids: the user's history (the last H training
+    items strictly before the interaction's time) and item side features (e.g. genre)."""
+
+    def __init__(self, train: InteractionTable, history_len: int = 0,
+                 item_features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None):
+        self.history_len, self.item_features = history_len, dict(item_features or {})
+        if history_len:
+            order = np.lexsort((train.timestamps.numpy(), train.users.numpy()))
+            self._u, self._t = train.users.numpy()[order], train.timestamps.numpy()[order]
+            self._items = train.items.numpy()[order]
+            self._start = np.searchsorted(self._u, np.arange(train.n_users + 1))
+
+    def attach(self, batch: Batch, timestamps: torch.Tensor) -> Batch:
+        if self.history_len:
+            batch.history, batch.history_mask = self._history(batch.users.numpy(), timestamps.numpy())
+        for name, (ids, mask) in self.item_features.items():
+            batch.features[name] = (ids[batch.items], mask[batch.items])
+        return batch
+
+    def _history(self, users: np.ndarray, ts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        H = self.history_len
+        lo = self._start[users]
+        # end = first training interaction of the user at or after ts (strictly earlier ones are history)
+        end = lo + np.array([np.searchsorted(self._t[a:b], t, side="left")
+                             for a, b, t in zip(lo, self._start[users + 1], ts)], dtype=np.int64)
+        pos = end[:, None] - H + np.arange(H)[None, :]          # (B, H), oldest first
+        mask = pos >= lo[:, None]
+        ids = np.where(mask, self._items[np.clip(pos, 0, max(0, len(self._items) - 1))], 0)
+        return torch.as_tensor(ids, dtype=torch.int64), torch.as_tensor(mask)
+
+
+def make_batch(table: InteractionTable, rows: torch.Tensor | None, context: BatchContext | None,
+               scale: float = 1.0, with_pairs: bool = False) -> Batch:
+    """A batch of ``rows`` of ``table`` (None = all rows, in table order)."""
+    if rows is None:
+        b = Batch(table.users, table.items, table.labels, scale=scale,
+                  pairs=table.pairs() if with_pairs else None)
+        ts = table.timestamps
+    else:
+        b = Batch(table.users[rows], table.items[rows], table.labels[rows], scale=scale)
+        ts = table.timestamps[rows]
+    return context.attach(b, ts) if context is not None else b
+
+
+class Feed:
+    """Base feed. ``batches()`` yields training batches from the current position (``state``)."""
+
+    name: ClassVar[str] = ""
+    default_loss: ClassVar[str] = "sum"
+    progressive: ClassVar[bool] = False
+
+    def __init__(self, train: InteractionTable, cfg: FeedConfig, seed: int, context: BatchContext | None = None):
+        self.train, self.cfg, self.seed, self.context = train, cfg, seed, context
+        self.state: dict = {}
+        self._inter: dict[str, EntityInteractions] = {}
+
+    def scale(self, b: int) -> float:
+        loss = self.cfg.loss or self.default_loss
+        return {"sum": 1.0, "mean": 1.0 / b, "dataset": len(self.train) / b}[loss]
+
+    def batches(self) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def interactions(self, side: str) -> EntityInteractions:
+        """Training interactions of every entity of ``side`` available to the model now."""
+        if side not in self._inter:
+            self._inter[side] = self.train.entity_interactions(side)
+        return self._inter[side]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return 1
+
+
+class FullFeed(Feed):
+    name = "full"
+
+    def batches(self) -> Iterator[Batch]:
+        batch = make_batch(self.train, None, self.context, self.scale(len(self.train)), with_pairs=True)
+        while True:
+            yield batch
+
+
+class MiniBatchFeed(Feed):
+    """Shuffled epochs; epoch e's permutation comes from (seed, e), so a resumed run continues
+    exactly where it stopped (state = epoch and position)."""
+
+    name = "minibatch"
+    default_loss = "dataset"
+
+    def batches(self) -> Iterator[Batch]:
+        D, b = len(self.train), self.cfg.batch_size
+        self.state.setdefault("epoch", 0)
+        self.state.setdefault("pos", 0)
+        while True:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.state["epoch"])
+            perm = torch.randperm(D, generator=g)
+            while self.state["pos"] < D:
+                rows = perm[self.state["pos"]: self.state["pos"] + b]
+                self.state["pos"] += len(rows)
+                yield make_batch(self.train, rows, self.context, self.scale(len(rows)))
+            self.state["epoch"] += 1
+            self.state["pos"] = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.train) // self.cfg.batch_size)
+
+
+class StreamFeed(Feed):
+    """Chronological batches, each seen once; entity interactions are those delivered so far."""
+
+    name = "stream"
+    default_loss = "mean"
+    progressive = True
+
+    def __init__(self, train, cfg, seed, context=None):
+        super().__init__(train, cfg, seed, context)
+        self.order = torch.as_tensor(np.argsort(train.timestamps.numpy(), kind="stable"), dtype=torch.int64)
+
+    def batches(self) -> Iterator[Batch]:
+        self.state.setdefault("pos", 0)
+        while self.state["pos"] < len(self.order):
+            rows = self.order[self.state["pos"]: self.state["pos"] + self.cfg.batch_size]
+            self.state["pos"] += len(rows)
+            self._inter.clear()
+            yield make_batch(self.train, rows, self.context, self.scale(len(rows)))
+
+    def interactions(self, side: str) -> EntityInteractions:
+        if side not in self._inter:
+            self._inter[side] = self.train.entity_interactions(side, self.order[: self.state.get("pos", 0)])
+        return self._inter[side]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.train) // self.cfg.batch_size)
+
+
+FEEDS: dict[str, type[Feed]] = {"full": FullFeed, "minibatch": MiniBatchFeed, "stream": StreamFeed}
+
+
+def make_feed(cfg: FeedConfig, train: InteractionTable, seed: int, context: BatchContext | None = None) -> Feed:
+    return FEEDS[cfg.kind](train, cfg, seed, context)
+
+
+def item_genres(items: pd.DataFrame, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M, F) genre ids (1-based; 0 = padding) and mask from the ``genres`` column ("A|B|C")."""
+    lists = items.set_index("item")["genres"].reindex(range(n_items)).fillna("").str.split("|")
+    lists = [[g for g in gs if g] for gs in lists]
+    vocab = {g: k + 1 for k, g in enumerate(sorted({g for gs in lists for g in gs}))}
+    F = max(1, max((len(gs) for gs in lists), default=1))
+    ids = torch.zeros(n_items, F, dtype=torch.int64)
+    for j, gs in enumerate(lists):
+        ids[j, : len(gs)] = torch.tensor([vocab[g] for g in gs], dtype=torch.int64)
+    return ids, ids > 0
+
+
+__all__ = ["Batch", "BatchContext", "FEEDS", "Feed", "FeedConfig", "InteractionTable", "make_batch",
+           "make_feed", "item_genres"]
