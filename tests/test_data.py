@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 
 import cel.data.prepare as prepare_mod
-from cel.config import RunSpec, load_config
+from cel.config import load_config
+from cel.runkey import RunKey
 from cel.data import pipeline
 from cel.data.fetch import ChecksumError, DataError, digest, fetch_archive, read_member
 from cel.data.parsers import PARSERS, parse_items_dat, parse_items_100k, parse_ratings
@@ -150,14 +151,14 @@ def test_missing_archive_in_mirror_says_where_and_how(tmp_path):
 
 def test_archive_copied_from_mirror_then_reused(tmp_path):
     mirror = tmp_path / "mirror"
-    zpath, _ = fx.ml1m_archive(mirror)
+    zpath, src = fx.ml1m_archive(mirror)
     archives = tmp_path / "archives"
-    dest = fetch_archive(SOURCES["ml-1m"], archives, str(mirror))
+    dest = fetch_archive(src, archives, str(mirror))
     assert dest == archives / "ml-1m.zip"
     assert dest.read_bytes() == zpath.read_bytes()
     assert sorted(p.name for p in archives.iterdir()) == ["ml-1m.zip"]   # no temp file left
     zpath.unlink()                                  # already in place: the mirror is not needed
-    assert fetch_archive(SOURCES["ml-1m"], archives, str(mirror)) == dest
+    assert fetch_archive(src, archives, str(mirror)) == dest
 
 
 def test_no_mirror_no_network(tmp_path, monkeypatch):
@@ -205,9 +206,10 @@ def test_download_cut_halfway_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_download_writes_the_archive(tmp_path, monkeypatch):
-    payload = b"PK" + bytes(range(256)) * 50
+    zpath, src = fx.ml1m_archive(tmp_path / "made")      # a well-formed archive of the expected members
+    payload = zpath.read_bytes()
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, *a, **k: io.BytesIO(payload))
-    dest = fetch_archive(SOURCES["ml-1m"], tmp_path / "archives", None)
+    dest = fetch_archive(src, tmp_path / "archives", None)
     assert dest.read_bytes() == payload
     assert [p.name for p in dest.parent.iterdir()] == ["ml-1m.zip"]
 
@@ -644,7 +646,7 @@ def test_fold_data_from_tables():
 
 def test_pipeline_fold_on_synthetic(profile_path):
     cfg = load_config(profile_path())
-    spec = RunSpec("synth", "original", "nmf", "full", "100", 0)
+    spec = RunKey("regression", "synth", "original", "nmf", "full", "100", 0)
     data, h = pipeline.load_fold(cfg, spec)                 # builds prepare -> variant -> split
     vdir = cfg.results_dir / "data" / "synth" / "original"
     n = len(pd.read_parquet(vdir / "interactions.parquet"))
@@ -656,7 +658,7 @@ def test_pipeline_fold_on_synthetic(profile_path):
     assert (data.n_users, data.n_items) == (meta["users"], meta["items"])
     assert re.fullmatch(r"[0-9a-f]{64}", h)
     assert pipeline.load_fold(cfg, spec)[1] == h
-    assert pipeline.load_fold(cfg, RunSpec("synth", "original", "nmf", "full", "100", 1))[1] != h
+    assert pipeline.load_fold(cfg, RunKey("regression", "synth", "original", "nmf", "full", "100", 1))[1] != h
 
 
 # =========================================================================== synthetic

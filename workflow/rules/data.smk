@@ -1,6 +1,10 @@
 # raw archive -> prepared tables -> variant -> CV split
 
 
+# `cel fetch` copies/downloads to a temporary file next to the output, verifies it (readable zip,
+# every listed member present, known checksums matching) and only then renames it into place: the
+# output never holds a truncated zip or an HTML page, so after the mirror is fixed a plain rerun
+# fetches again. On failure the log names the file, the hashes and what to do.
 rule download_archive:
     output:
         f"{ARCH}/{{archive}}",
