@@ -1,51 +1,309 @@
-"""LaTeX tables (booktabs): our mean ± std over folds beside the paper's value and the delta.
+"""LaTeX tables (booktabs) from summary.csv: our mean ± std beside the paper's value and the delta.
 
-A table is a :class:`TableSpec` in ``TABLES``; later tables are added as specs, not code.
+A table is a declaration, a :class:`TableSpec` in ``TABLES``; no table has code of its own.
+
+* Rows and columns are grid **axes**: any summary column (``task``, ``dataset``, ``variant``,
+  ``model``, ``method``, ``compression``, ``fold``, ``seed``, ``metric``) or a parameter column
+  ``param.<name>`` (method parameter: ``t1``, ``delta``, ``criterion``...) / ``train.<name>``
+  (training setting, e.g. ``optimizer``). Rows may nest several axes (several label columns),
+  columns one or more levels (e.g. dataset, then compression).
+* ``filters`` select the runs (axis -> value or tuple of values; ``"method+compression":
+  ("jnkm+100", "cel+2")`` selects combinations); ``metric`` names the metric shown unless
+  ``metric`` is an axis (Table 3's AUC / logloss columns). Runs that no axis or filter separates
+  (two runs for one cell, fold and seed) are an error naming the columns they differ in.
+* ``aggregate``: runs in one cell are averaged over the leading axes (seeds, within a fold) and
+  the last one (folds) gives mean, sample std and n.
+* The better direction of every comparison comes from the metric's task
+  (:func:`cel.train.tasks.higher_is_better`): lower MSE, higher AUC.
+* ``paper`` maps a cell's axis values to a path in ``resources/paper_results.yaml``.
+
+:func:`write_table` writes the .tex, the cells .csv (mean, std, n, paper, delta) and the
+``_claims.csv`` (orderings the paper claims, checked on our means).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+from typing import Mapping, Union
 
+import numpy as np
 import pandas as pd
 
-from cel.paper import paper_value
+from cel.paper import paper_results
+from cel.report import canon
 
 METHOD_LABELS = {
     "full": "Vanilla full embedding", "etree": "eTree", "jnkm": "JNKM", "modulo": "Modulo", "bh": "BH",
     "ae": "AE", "hashgnn": "HashGNN", "prehash_k4": "PreHash ($K=4$)", "prehash_kmq": "PreHash ($K=M_q$)",
     "cel": "CEL", "cel_lite": "CEL-Lite", "cerp": "CERP", "qr": "QR",
 }
-DATASET_LABELS = {"ml-100k": "MovieLens-100k", "ml-1m": "MovieLens-1m", "ml-10m": "MovieLens-10m"}
+DATASET_LABELS = {"ml-100k": "MovieLens-100k", "ml-1m": "MovieLens-1m", "ml-10m": "MovieLens-10m",
+                  "video_games": "Video Games", "electronics": "Electronics"}
+MODEL_LABELS = {"nmf": "NMF", "din": "DIN", "deepfm": "DeepFM"}
+METRIC_LABELS = {"test_mse": "Test MSE", "train_mse": "Training MSE", "val_mse": "Validation MSE",
+                 "test_auc": "AUC", "test_logloss": "Logloss", "test_rmse": "Test RMSE"}
+
+#: axes every summary has (older summaries without task/seed get the defaults)
+CORE_AXES = ("task", "dataset", "variant", "model", "method", "compression", "fold", "seed", "metric")
+CORE_DEFAULTS = {"task": "regression", "seed": "0"}
+PARAM_PREFIXES = ("param.", "train.")
+#: defaults where an :class:`Axis` declares no labels / format / title
+DEFAULT_LABELS = {"method": METHOD_LABELS, "dataset": DATASET_LABELS, "model": MODEL_LABELS,
+                  "metric": METRIC_LABELS}
+DEFAULT_FORMATS = {"compression": "{}\\%"}
+DEFAULT_TITLES = {"dataset": "Dataset", "compression": "Compression ratio", "model": "Feature interaction model",
+                  "variant": "Density", "metric": "Metric", "method": "Method"}
+
+Value = Union[str, int, float, bool]
+
+
+def check_axis(name: str, where: str = "axis") -> str:
+    """``name`` if it is an axis, else a ValueError naming it."""
+    if isinstance(name, str) and (name in CORE_AXES or
+                                  any(name.startswith(p) and len(name) > len(p) for p in PARAM_PREFIXES)):
+        return name
+    raise ValueError(f"{where}: unknown axis {name!r} (axes: {', '.join(CORE_AXES)}, "
+                     f"param.<method parameter>, train.<training setting>)")
+
+
+def _canon_values(v) -> tuple[str, ...]:
+    vals = v if isinstance(v, (tuple, list, set, frozenset)) else (v,)
+    return tuple(canon(x) for x in vals)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis of a table: a summary column, its value order and how values are shown.
+
+    ``values``: shown first, in this order; other values with runs follow, sorted (numerically
+    where they all are numbers, descending if ``reverse``). ``labels``: value -> LaTeX label;
+    values without a label are shown through ``fmt``. ``title``: header text (column axes default
+    to a name such as "Compression ratio"; row axes show none unless given).
+    """
+
+    name: str
+    values: tuple[Value, ...] = ()
+    labels: Mapping[Value, str] = field(default_factory=dict)
+    title: str | None = None
+    fmt: str | None = None
+    reverse: bool = False
+
+    def __post_init__(self):
+        check_axis(self.name)
+        object.__setattr__(self, "values", _canon_values(self.values) if self.values != () else ())
+        object.__setattr__(self, "labels", {canon(k): v for k, v in dict(self.labels).items()})
+
+    def label(self, value: str) -> str:
+        if value in self.labels:
+            return self.labels[value]
+        default = DEFAULT_LABELS.get(self.name, {})
+        if self.fmt is None and value in default:
+            return default[value]
+        return (self.fmt or DEFAULT_FORMATS.get(self.name, "{}")).format(value)
+
+    def order(self, present) -> list[str]:
+        """Declared values, then the others present, sorted."""
+        extra = set(present) - set(self.values) - {None}
+        try:
+            rest = sorted(extra, key=float, reverse=self.reverse)
+        except (TypeError, ValueError):
+            rest = sorted(extra, key=str, reverse=self.reverse)
+        return list(self.values) + rest
+
+
+def _as_axis(a) -> Axis:
+    return a if isinstance(a, Axis) else Axis(a)
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+@dataclass(frozen=True)
+class PaperRef:
+    """Where a cell's published value is in ``resources/paper_results.yaml``.
+
+    ``path``: keys below ``table``; ``{axis}`` in a key is replaced by the cell's value of that
+    axis (a row/column axis, or one fixed by a single-valued filter), ``{a+b}`` by the values of
+    ``a`` and ``b`` joined by "+". ``keys`` translates a placeholder's value to the YAML's spelling
+    (``{"model": {"nmf": "NMF"}}``); untranslated values are used as they are. ``when``: this
+    reference applies only to cells whose axis values match (a value or a tuple of values).
+    """
+
+    table: str
+    path: tuple[str, ...]
+    keys: Mapping[str, Mapping[Value, str]] = field(default_factory=dict)
+    when: Mapping[str, Value | tuple[Value, ...]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "keys", {k: {canon(a): b for a, b in dict(m).items()}
+                                          for k, m in dict(self.keys).items()})
+        object.__setattr__(self, "when", {check_axis(k, f"paper {self.table} when"): _canon_values(v)
+                                          for k, v in dict(self.when).items()})
+        for a in self.placeholders():
+            check_axis(a, f"paper {self.table} path")
+
+    def placeholders(self) -> set[str]:
+        return {a for part in self.path for m in _PLACEHOLDER.findall(part) for a in m.split("+")}
+
+    def key_path(self, coords: Mapping[str, str]) -> tuple[str, ...] | None:
+        """The YAML keys of the cell at ``coords``; None where this reference does not apply."""
+        if any(coords.get(a) not in vals for a, vals in self.when.items()):
+            return None
+
+        def sub(m):
+            names = m.group(1).split("+")
+            if any(coords.get(a) is None for a in names):
+                raise KeyError(m.group(1))
+            raw = "+".join(coords[a] for a in names)
+            return self.keys.get(m.group(1), {}).get(raw, raw)
+
+        try:
+            return (self.table, *(_PLACEHOLDER.sub(sub, part) for part in self.path))
+        except KeyError:
+            return None
+
+    def value(self, coords: Mapping[str, str]) -> float | None:
+        keys = self.key_path(coords)
+        if keys is None:
+            return None
+        node = paper_results()
+        for k in keys:
+            if not isinstance(node, dict):
+                return None
+            node = node.get(k)
+        if isinstance(node, bool) or not isinstance(node, (int, float)):
+            return None
+        return float(node)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An ordering the paper claims: ``better`` beats ``worse`` (values of ``axis``, by default the
+    first row axis) wherever ``at_axis`` (by default the last column axis) takes a value in ``at``
+    (empty: everywhere), for every combination of the other axes. Better = the metric's direction."""
+
+    better: Value
+    worse: Value
+    at: tuple[Value, ...] = ()
+    axis: str = ""
+    at_axis: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "better", canon(self.better))
+        object.__setattr__(self, "worse", canon(self.worse))
+        object.__setattr__(self, "at", _canon_values(self.at) if self.at != () else ())
+        for a in (self.axis, self.at_axis):
+            if a:
+                check_axis(a, "claim")
 
 
 @dataclass(frozen=True)
 class TableSpec:
+    """A table, as data. See the module docstring; ``TABLES["table7"]`` is an example."""
+
     name: str
     caption: str
-    paper_table: str
-    metric: str
-    model: str
-    variant: str
-    datasets: tuple[str, ...]          # always shown (others appear when they have runs)
-    compressions: tuple[str, ...]
-    rows: tuple[str, ...]              # method order; methods with runs but not listed go last
-    #: metric holding the size really stored at test time, in % of a full table (shown beside
-    #: the nominal ratio where they differ by more than ``size_tolerance``, relative)
-    size_metric: str = "item_compression_real"
+    rows: Axis | tuple[Axis, ...]            # stored as a tuple (one label column per axis)
+    cols: Axis | tuple[Axis, ...]            # outer level first
+    metric: str = ""                         # the metric shown, unless "metric" is a row/column axis
+    #: axis -> value or tuple of values; "a+b" -> "x+y" values select combinations (JNKM at 100%, CEL at 2%)
+    filters: Mapping[str, Value | tuple[Value, ...]] = field(default_factory=dict)
+    #: averaged over the leading axes first (seeds within a fold), mean / std / n over the last
+    aggregate: tuple[str, ...] = ("seed", "fold")
+    paper: PaperRef | None = None
+    #: tried in order where ``paper`` has no value (e.g. a cell published in another table)
+    fallback: tuple[PaperRef, ...] = ()
+    claims: tuple[Claim, ...] = ()
+    #: metric holding the size really stored at test time, in % of a full table: shown as
+    #: "stores X%" where it differs from the nominal compression by more than ``size_tolerance``
+    size_metric: str = ""
     size_tolerance: float = 0.02
-    #: dataset -> (paper table, model key): where a cell missing from ``paper_table`` is published
-    #: for the same setting (Table 2's NMF column is Table 7's ML-1m column, with HashGNN added)
-    fallback: tuple[tuple[str, str, str], ...] = ()
-    #: orderings the paper claims: (better method, worse method, compressions), lower metric = better
-    claims: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    #: metric -> factor applied to our values (e.g. {"test_auc": 100}: the paper gives AUC in %)
+    scale: Mapping[str, float] = field(default_factory=dict)
+    digits: int = 4
 
-    def paper(self, dataset: str, method: str, compression: str) -> float | None:
-        value = paper_value(self.paper_table, dataset, method, compression, self.model)
-        for ds, table, model in self.fallback:
-            if value is None and ds == dataset:
-                value = paper_value(table, dataset, method, compression, model)
-        return value
+    def __post_init__(self):
+        rows = tuple(_as_axis(a) for a in (self.rows if isinstance(self.rows, (tuple, list)) else (self.rows,)))
+        cols = tuple(_as_axis(a) for a in (self.cols if isinstance(self.cols, (tuple, list)) else (self.cols,)))
+        if not rows or not cols:
+            raise ValueError(f"table {self.name}: needs at least one row axis and one column axis")
+        names = [a.name for a in rows + cols]
+        if len(set(names)) != len(names):
+            raise ValueError(f"table {self.name}: an axis appears twice: {names}")
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "cols", cols)
+        filters = {}
+        for k, v in dict(self.filters).items():
+            for part in str(k).split("+"):
+                check_axis(part, f"table {self.name} filter")
+            filters[k] = _canon_values(v)
+        object.__setattr__(self, "filters", filters)
+        for a in self.aggregate:
+            check_axis(a, f"table {self.name} aggregate")
+        if "metric" in names:
+            if self.metric:
+                raise ValueError(f"table {self.name}: metric {self.metric!r} given and 'metric' is an axis")
+            if not self.axis("metric").values:
+                raise ValueError(f"table {self.name}: the 'metric' axis must list its metrics (values=...)")
+        elif not self.metric and "metric" not in filters:
+            raise ValueError(f"table {self.name}: no metric (give metric= or a 'metric' axis)")
+        claims = tuple(c if isinstance(c, Claim) else Claim(*c) for c in self.claims)
+        for c in claims:
+            for a in (c.axis, c.at_axis):
+                if a and a not in names:
+                    raise ValueError(f"table {self.name}: claim axis {a!r} is not a row or column axis")
+        object.__setattr__(self, "claims", claims)
+        for ref in (self.paper, *self.fallback):
+            if ref is None:
+                continue
+            missing = ref.placeholders() - set(names) - set(self.fixed())
+            if missing:
+                raise ValueError(f"table {self.name}: paper path uses {sorted(missing)}, neither an axis "
+                                 f"nor fixed by a filter")
+        object.__setattr__(self, "scale", dict(self.scale))
 
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def axes(self) -> tuple[Axis, ...]:
+        return self.rows + self.cols
+
+    @property
+    def axis_names(self) -> list[str]:
+        return [a.name for a in self.axes]
+
+    def axis(self, name: str) -> Axis:
+        for a in self.axes:
+            if a.name == name:
+                return a
+        raise KeyError(f"table {self.name}: {name!r} is not a row or column axis")
+
+    def fixed(self) -> dict[str, str]:
+        """Axis values every cell shares: single-valued filters and a fixed metric."""
+        out = {}
+        for k, v in self.filters.items():
+            if len(v) == 1:
+                parts, vals = k.split("+"), str(v[0]).split("+")
+                out.update(zip(parts, vals) if len(parts) == len(vals) else ())
+        if self.metric:
+            out["metric"] = self.metric
+        return out
+
+    def lookup_paper(self, coords: Mapping[str, Value]) -> float | None:
+        """The published value of the cell at ``coords`` (axis -> value), or None."""
+        c = {**self.fixed(), **{k: canon(v) for k, v in coords.items()}}
+        for ref in (self.paper, *self.fallback):
+            if ref is not None:
+                v = ref.value(c)
+                if v is not None:
+                    return v
+        return None
+
+
+TABLE7_METHODS = ("full", "etree", "jnkm", "modulo", "bh", "ae", "hashgnn", "prehash_k4", "prehash_kmq",
+                  "cel", "cel_lite", "cerp", "qr")
+_COMPRESSED = ("5", "1", "0.5")
 
 TABLES: dict[str, TableSpec] = {
     "table7": TableSpec(
@@ -54,116 +312,325 @@ TABLES: dict[str, TableSpec] = {
                 "full. Ours: mean $\\pm$ std over folds (n = folds run); below: [paper; ours $-$ paper]; "
                 "``stores'': what the method really stores at test time (rows, indices, codes, weights) "
                 "in \\% of a full item table, where it differs from the nominal ratio $M_q/M$.",
-        paper_table="table7", metric="test_mse", model="nmf", variant="original",
-        datasets=("ml-100k",), compressions=("100", "5", "1", "0.5"),
-        rows=("full", "etree", "jnkm", "modulo", "bh", "ae", "hashgnn", "prehash_k4", "prehash_kmq",
-              "cel", "cel_lite", "cerp", "qr"),
-        fallback=(("ml-1m", "table2", "NMF"),),
+        rows=Axis("method", values=TABLE7_METHODS),
+        cols=(Axis("dataset", values=("ml-100k",)),
+              Axis("compression", values=("100", "5", "1", "0.5"), reverse=True)),
+        metric="test_mse",
+        filters={"task": "regression", "model": "nmf", "variant": "original"},
+        paper=PaperRef("table7", ("{dataset}", "{method}", "{compression}")),
+        # Table 2's NMF column is Table 7's ML-1m column, with HashGNN added
+        fallback=(PaperRef("table2", ("{model}", "{method}", "{compression}"), keys={"model": {"nmf": "NMF"}},
+                           when={"dataset": "ml-1m"}),),
+        size_metric="item_compression_real",
         claims=(  # Section 4.1.1 / A.2: learned hashing beats random hashing, structure beats full
-            ("prehash_kmq", "prehash_k4", ("5", "1", "0.5")),
-            ("prehash_k4", "bh", ("5", "1", "0.5")), ("prehash_k4", "ae", ("5", "1", "0.5")),
-            ("bh", "modulo", ("5", "1", "0.5")), ("ae", "modulo", ("5", "1", "0.5")),
-            ("jnkm", "full", ("100",)), ("etree", "full", ("100",)),
-            *((("cel", m, ("5", "1", "0.5")) for m in ("etree", "jnkm", "modulo", "bh", "ae", "hashgnn",
-                                                       "prehash_k4", "prehash_kmq"))),
-            ("cel", "full", ("100",)), ("cel", "etree", ("100",)), ("cel", "jnkm", ("100",)),
+            Claim("prehash_kmq", "prehash_k4", _COMPRESSED),
+            Claim("prehash_k4", "bh", _COMPRESSED), Claim("prehash_k4", "ae", _COMPRESSED),
+            Claim("bh", "modulo", _COMPRESSED), Claim("ae", "modulo", _COMPRESSED),
+            Claim("jnkm", "full", ("100",)), Claim("etree", "full", ("100",)),
+            *(Claim("cel", m, _COMPRESSED) for m in ("etree", "jnkm", "modulo", "bh", "ae", "hashgnn",
+                                                      "prehash_k4", "prehash_kmq")),
+            Claim("cel", "full", ("100",)), Claim("cel", "etree", ("100",)), Claim("cel", "jnkm", ("100",)),
         ),
     ),
 }
 
 
-def stored_note(stored: float | None, nominal: str, tolerance: float) -> str | None:
-    """'stores X%' where the size really stored differs from the nominal ratio, else None."""
-    if stored is None or pd.isna(stored):
+# -- aggregation -------------------------------------------------------------------------------
+def higher_is_better(metric: str) -> bool | None:
+    """The metric's direction from its task; None for a metric without one (sizes, timings)."""
+    from cel.train.tasks import higher_is_better as hib
+
+    try:
+        return hib(metric)
+    except KeyError:
         return None
-    nom = float(nominal)
+
+
+def _prepare(summary: pd.DataFrame, spec: TableSpec, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """The runs of ``spec`` (filters applied) for ``metrics``, axis columns as canonical strings."""
+    df = summary.copy()
+    for c, default in CORE_DEFAULTS.items():
+        df[c] = df[c].astype(object).where(df[c].notna(), default) if c in df.columns else default
+    needed = set(spec.axis_names) | {p for k in spec.filters for p in k.split("+")} | set(spec.aggregate) | {"metric"}
+    for ref in (spec.paper, *spec.fallback):
+        if ref is not None:
+            needed |= ref.placeholders()
+    for name in sorted(needed):
+        if name not in df.columns:
+            if name in CORE_AXES:
+                raise ValueError(f"table {spec.name}: the summary has no column {name!r} "
+                                 f"(columns: {', '.join(map(str, df.columns))})")
+            df[name] = None        # a parameter no run has: matches nothing
+        df[name] = [canon(v) for v in df[name]]
+    for k, vals in spec.filters.items():
+        if k == "metric":
+            continue
+        parts = k.split("+")
+        key = df[k] if len(parts) == 1 else pd.Series(["+".join(map(str, t)) for t in zip(*(df[p] for p in parts))],
+                                                      index=df.index, dtype=object)
+        df = df[key.isin(vals)]
+    df = df[df["metric"].isin(metrics)]
+    # a run without a value on a row/column axis (a parameter its method lacks) has no place
+    df = df[df[[a for a in spec.axis_names if a != "metric"]].notna().all(axis=1)].copy()
+    if spec.scale:
+        df["value"] = df["value"] * df["metric"].map(lambda m: spec.scale.get(m, 1.0)).astype(float)
+    return df
+
+
+def _shown_metrics(spec: TableSpec) -> tuple[str, ...]:
+    if "metric" in spec.axis_names:
+        vals = spec.axis("metric").values
+        return tuple(v for v in vals if "metric" not in spec.filters or v in spec.filters["metric"])
+    return (spec.metric,) if spec.metric else spec.filters["metric"]
+
+
+def _aggregate(df: pd.DataFrame, spec: TableSpec, keys: list[str]) -> pd.DataFrame:
+    """Per cell (``keys``): mean, std (ddof 1; 0 for one), n over the last aggregate axis, after
+    averaging the leading ones within it; also the number of runs."""
+    agg = [a for a in spec.aggregate if a not in keys]
+    cols = keys + agg
+    if df.empty:
+        return pd.DataFrame(columns=keys + ["mean", "std", "n", "runs"])
+    dup = df.groupby(cols, dropna=False).size()
+    if (dup > 1).any():
+        where = dict(zip(cols, dup[dup > 1].index[0]))
+        sel = np.logical_and.reduce([df[c].eq(v) for c, v in where.items()])
+        clash = df[sel]
+        differ = [c for c in clash.columns if c not in ("value",) and clash[c].nunique(dropna=False) > 1]
+        raise ValueError(f"table {spec.name}: {int(dup.max())} runs in one cell ({where}) differ in "
+                         f"{differ or 'nothing'}: add a filter or an axis")
+    cur = df[cols + ["value"]].copy()
+    cur["runs"] = 1
+    for i in range(len(agg) - 1):            # average away the leading aggregate axes
+        by = keys + agg[i + 1:]
+        cur = cur.groupby(by, dropna=False).agg(value=("value", "mean"), runs=("runs", "sum")).reset_index()
+    g = cur.groupby(keys, dropna=False)
+    out = g.agg(mean=("value", "mean"), std=("value", "std"), n=("value", "size"), runs=("runs", "sum")).reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    return out
+
+
+def _cell_keys(spec: TableSpec) -> list[str]:
+    keys = spec.axis_names
+    return keys if "metric" in keys else keys + ["metric"]
+
+
+def cell_stats(summary: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """One row per cell with runs: its axis values, mean, std, n (over the last aggregate axis),
+    runs, the paper's value, ours - paper, the stored size (if declared) and the direction."""
+    keys = _cell_keys(spec)
+    df = _prepare(summary, spec, _shown_metrics(spec))
+    out = _aggregate(df, spec, keys)
+    coords = [dict(zip(keys, t)) for t in out[keys].itertuples(index=False, name=None)]
+    out["paper"] = [spec.lookup_paper(c) for c in coords]
+    out["paper"] = out["paper"].astype(float)
+    out["delta"] = out["mean"].astype(float) - out["paper"]
+    stored = _stored(summary, spec)
+    out["stored_percent"] = [stored.get(_row_key(c, spec)) for c in coords]
+    out["higher_is_better"] = [higher_is_better(m) for m in out["metric"]]
+    return out
+
+
+def _row_key(coords: Mapping[str, str], spec: TableSpec) -> tuple:
+    return tuple(coords.get(a) for a in spec.axis_names if a != "metric")
+
+
+def _stored(summary: pd.DataFrame, spec: TableSpec) -> dict[tuple, float]:
+    """Cell (axis values but the metric) -> mean stored size (% of a full table) over its runs."""
+    if not spec.size_metric:
+        return {}
+    keys = [a for a in spec.axis_names if a != "metric"]
+    df = _prepare(summary, spec, (spec.size_metric,))
+    if df.empty:
+        return {}
+    return {(k if isinstance(k, tuple) else (k,)): float(v)
+            for k, v in df.groupby(keys, dropna=False)["value"].mean().items()}
+
+
+def stored_note(stored: float | None, nominal: str | None, tolerance: float) -> str | None:
+    """'stores X%' where the size really stored differs from the nominal ratio, else None."""
+    if stored is None or pd.isna(stored) or nominal is None:
+        return None
+    try:
+        nom = float(nominal)
+    except ValueError:
+        return None
     if abs(stored - nom) <= tolerance * nom:
         return None
     return f"stores {stored:.3g}\\%"
 
 
-def _cell(values: pd.Series, paper: float | None, note: str | None = None) -> str:
+# -- rendering ---------------------------------------------------------------------------------
+def _cell(stat: Mapping | None, paper: float | None, digits: int, note: str | None = None) -> str:
     extra = f" \\\\ \\scriptsize {note}" if note else ""
-    if values.empty:
-        return "--" if paper is None else f"\\shortstack{{-- \\\\ \\scriptsize[{paper:.4f}]}}"
-    mean, std, n = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0, len(values)
-    ours = f"{mean:.4f} $\\pm$ {std:.4f}$^{{n={n}}}$"
+    if stat is None:
+        return "--" if paper is None else f"\\shortstack{{-- \\\\ \\scriptsize[{paper:.{digits}f}]}}"
+    mean, std, n = float(stat["mean"]), float(stat["std"]), int(stat["n"])
+    ours = f"{mean:.{digits}f} $\\pm$ {std:.{digits}f}$^{{n={n}}}$"
     if paper is None:
         return f"\\shortstack{{{ours} \\\\ \\scriptsize[--]{extra}}}"
-    return f"\\shortstack{{{ours} \\\\ \\scriptsize[{paper:.4f}; ${mean - paper:+.4f}$]{extra}}}"
+    return f"\\shortstack{{{ours} \\\\ \\scriptsize[{paper:.{digits}f}; ${mean - paper:+.{digits}f}$]{extra}}}"
 
 
-def _stored(summary: pd.DataFrame, spec: TableSpec) -> dict[tuple[str, str, str], float]:
-    """(dataset, method, compression) -> mean stored size (% of a full table) over folds."""
-    df = summary[(summary["metric"] == spec.size_metric) & (summary["model"] == spec.model)
-                 & (summary["variant"] == spec.variant)]
-    g = df.groupby(["dataset", "method", df["compression"].astype(str)])["value"].mean()
-    return {k: float(v) for k, v in g.items()}
-
-
-def cell_stats(summary: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
-    """Per (dataset, method, compression): mean, std, n over folds, paper value, delta."""
-    df = summary[(summary["metric"] == spec.metric) & (summary["model"] == spec.model)
-                 & (summary["variant"] == spec.variant)]
-    g = df.groupby(["dataset", "method", "compression"])["value"]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    out["paper"] = [spec.paper(d, m, str(c)) for d, m, c in zip(out["dataset"], out["method"], out["compression"])]
-    out["delta"] = out["mean"] - out["paper"]
-    stored = _stored(summary, spec)
-    out["stored_percent"] = [stored.get((d, m, str(c))) for d, m, c in zip(out["dataset"], out["method"], out["compression"])]
-    return out
+def _metric_of(coords: Mapping[str, str], spec: TableSpec) -> str:
+    return coords.get("metric") or spec.metric or spec.filters["metric"][0]
 
 
 def render(summary: pd.DataFrame, spec: TableSpec) -> str:
-    df = summary[(summary["metric"] == spec.metric) & (summary["model"] == spec.model)
-                 & (summary["variant"] == spec.variant)].copy()
-    df["compression"] = df["compression"].astype(str)
-    datasets = list(spec.datasets) + sorted(set(df["dataset"]) - set(spec.datasets))
-    comps = list(spec.compressions) + sorted(set(df["compression"]) - set(spec.compressions), key=float, reverse=True)
-    present = set(df["method"])
-    rows = [m for m in spec.rows if m in present] + sorted(present - set(spec.rows))
-    ncol = len(datasets) * len(comps)
+    keys = _cell_keys(spec)
+    stats = cell_stats(summary, spec)
+    by_cell = {t: r for t, r in zip(stats[keys].itertuples(index=False, name=None), stats.to_dict("records"))}
+    rnames, cnames = [a.name for a in spec.rows], [a.name for a in spec.cols]
+
+    def coords_of(rk, ck):
+        c = dict(zip(rnames, rk)) | dict(zip(cnames, ck))
+        if "metric" not in c:
+            c["metric"] = _metric_of(c, spec)
+        return c
+
+    present_rows = {tuple(r[a] for a in rnames) for r in by_cell.values()}
+    row_keys = sorted(present_rows, key=lambda t: tuple(spec.rows[i].order({x[i] for x in present_rows}).index(v)
+                                                       for i, v in enumerate(t)))
+    # a column is shown where some row has runs, or the paper a value for a shown or declared row
+    levels = [a.order(set(stats[a.name])) for a in spec.cols]
+    paper_rows = set(row_keys) | set(product(*[a.values for a in spec.rows]))
+    col_keys = []
+    for ck in product(*levels):
+        if any(tuple(coords_of(rk, ck)[k] for k in keys) in by_cell for rk in present_rows) or \
+                any(spec.lookup_paper(coords_of(rk, ck)) is not None for rk in paper_rows):
+            col_keys.append(ck)
+    if not col_keys:       # nothing run, nothing published: the declared frame
+        col_keys = list(product(*[a.values for a in spec.cols]))
+    nstub, ncol = len(spec.rows), len(col_keys)
     stored = _stored(summary, spec)
+
     lines = [
         "% Generated by `cel table` from results/summary.csv -- do not edit by hand.",
         "\\begin{table*}[t]", "\\centering", "\\small",
         f"\\caption{{{spec.caption}}}", f"\\label{{tab:{spec.name}}}",
         "\\resizebox{\\textwidth}{!}{%",
-        f"\\begin{{tabular}}{{l{'c' * ncol}}}", "\\toprule",
-        "Dataset & " + " & ".join(f"\\multicolumn{{{len(comps)}}}{{c}}{{{DATASET_LABELS.get(d, d)}}}"
-                                    for d in datasets) + " \\\\",
+        f"\\begin{{tabular}}{{{'l' * nstub}{'c' * ncol}}}", "\\toprule",
     ]
-    rules = " ".join(f"\\cmidrule(lr){{{2 + k * len(comps)}-{1 + (k + 1) * len(comps)}}}" for k in range(len(datasets)))
-    lines += [rules, "Compression ratio & " + " & ".join(f"{c}\\%" for _ in datasets for c in comps) + " \\\\",
-              "\\midrule"]
-    for m in rows:
+    for lvl, ax in enumerate(spec.cols):
+        title = ax.title if ax.title is not None else DEFAULT_TITLES.get(ax.name, ax.name)
+        stub = " & ".join([""] * (nstub - 1) + [title])
+        if lvl == len(spec.cols) - 1:
+            lines.append(stub + " & " + " & ".join(ax.label(ck[lvl]) for ck in col_keys) + " \\\\")
+            continue
+        groups, start = [], 0                # runs of columns sharing the prefix up to this level
+        for i in range(1, ncol + 1):
+            if i == ncol or col_keys[i][:lvl + 1] != col_keys[start][:lvl + 1]:
+                groups.append((start, i))
+                start = i
+        lines.append(stub + " & " + " & ".join(f"\\multicolumn{{{b - a}}}{{c}}{{{ax.label(col_keys[a][lvl])}}}"
+                                               for a, b in groups) + " \\\\")
+        lines.append(" ".join(f"\\cmidrule(lr){{{nstub + 1 + a}-{nstub + b}}}" for a, b in groups))
+    if any(a.title for a in spec.rows):
+        lines.append(" & ".join([a.title or "" for a in spec.rows] + [""] * ncol).replace("  ", " ").rstrip()
+                     + " \\\\")
+    lines.append("\\midrule")
+    for rk in row_keys:
         cells = []
-        for d in datasets:
-            for c in comps:
-                vals = df[(df["dataset"] == d) & (df["method"] == m) & (df["compression"] == c)]["value"]
-                note = stored_note(stored.get((d, m, c)), c, spec.size_tolerance) if len(vals) else None
-                cells.append(_cell(vals, spec.paper(d, m, c), note))
-        lines.append(f"{METHOD_LABELS.get(m, m)} & " + " & ".join(cells) + " \\\\")
-    if not rows:
-        lines.append(f"\\multicolumn{{{ncol + 1}}}{{c}}{{no runs yet}} \\\\")
+        for ck in col_keys:
+            c = coords_of(rk, ck)
+            stat = by_cell.get(tuple(c[k] for k in keys))
+            nominal = c.get("compression") or spec.fixed().get("compression")
+            note = stored_note(stored.get(_row_key(c, spec)), nominal, spec.size_tolerance) if stat else None
+            cells.append(_cell(stat, spec.lookup_paper(c), spec.digits, note))
+        lines.append(" & ".join(a.label(v) for a, v in zip(spec.rows, rk)) + " & " + " & ".join(cells) + " \\\\")
+    if not row_keys:
+        lines.append(f"\\multicolumn{{{ncol + nstub}}}{{c}}{{no runs yet}} \\\\")
     lines += ["\\bottomrule", "\\end{tabular}}", "\\end{table*}", ""]
     return "\n".join(lines)
 
 
+# -- claims ------------------------------------------------------------------------------------
+CLAIM_COLUMNS = ["claim", "where", "metric", "dataset", "compression", "better", "worse",
+                 "ours_better", "ours_worse", "paper_better", "paper_worse", "holds", "paper_holds"]
+
+
+def _claim_columns(spec: TableSpec) -> list[str]:
+    """CLAIM_COLUMNS with a column for every other axis of the table after ``compression`` (but one
+    that every claim compares along, e.g. ``method``: its values are in ``better`` / ``worse``)."""
+    compared = {c.axis or spec.rows[0].name for c in spec.claims}
+    always = compared if len(compared) == 1 else set()
+    extra = [a for a in spec.axis_names if a not in CLAIM_COLUMNS and a not in always]
+    i = CLAIM_COLUMNS.index("better")
+    return CLAIM_COLUMNS[:i] + extra + CLAIM_COLUMNS[i:]
+
+
+def _wins(a: float, b: float, higher: bool) -> bool:
+    return bool(a > b) if higher else bool(a < b)
+
+
 def check_claims(stats: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
-    """Each claimed ordering per dataset and compression where both methods have runs: our means,
-    whether it holds for us (``holds``), and whether the paper's own numbers show it."""
-    idx = {(d, m, str(c)): v for d, m, c, v in zip(stats["dataset"], stats["method"], stats["compression"], stats["mean"])}
+    """Each claimed ordering wherever both sides have runs: our means, whether it holds for us
+    (``holds``) and whether the paper's own numbers show it (``paper_holds``; None without them).
+    ``where`` names the other axes' values, which also have columns (dataset and compression always;
+    "" where not defined)."""
+    keys = _cell_keys(spec)
+    fixed = spec.fixed()
+    recs = stats.to_dict("records")
+    cols = _claim_columns(spec)
+    blank = {c: "" for c in cols if c not in CLAIM_COLUMNS}
     rows = []
-    for dataset in sorted(set(stats["dataset"])):
-        for better, worse, comps in spec.claims:
-            for c in comps:
-                a, b = idx.get((dataset, better, c)), idx.get((dataset, worse, c))
-                if a is None or b is None:
-                    continue
-                pa, pb = spec.paper(dataset, better, c), spec.paper(dataset, worse, c)
-                rows.append({"dataset": dataset, "claim": f"{better} < {worse}", "compression": c,
-                             "ours_better": a, "ours_worse": b, "holds": bool(a < b),
-                             "paper_holds": None if pa is None or pb is None else bool(pa < pb)})
-    return pd.DataFrame(rows, columns=["dataset", "claim", "compression", "ours_better", "ours_worse",
-                                       "holds", "paper_holds"])
+    for claim in spec.claims:
+        axis = claim.axis or spec.rows[0].name
+        at_axis = claim.at_axis or spec.cols[-1].name
+        others = [k for k in keys if k != axis]
+        groups: dict[tuple, dict[str, dict]] = {}
+        for r in recs:
+            if claim.at and r[at_axis] not in claim.at:
+                continue
+            groups.setdefault(tuple(r[k] for k in others), {})[r[axis]] = r
+        for key in sorted(groups, key=lambda t: tuple(map(str, t))):
+            g = groups[key]
+            if claim.better not in g or claim.worse not in g:
+                continue
+            a, b = g[claim.better], g[claim.worse]
+            coords = dict(zip(others, key))
+            metric = coords.get("metric") or _metric_of(coords, spec)
+            higher = higher_is_better(metric)
+            if higher is None:
+                raise ValueError(f"table {spec.name}: no better direction for metric {metric!r}")
+            pa, pb = a.get("paper"), b.get("paper")
+            paper_known = pa is not None and pb is not None and not pd.isna(pa) and not pd.isna(pb)
+            shown = {k: v for k, v in coords.items() if k != "metric" or "metric" in spec.axis_names}
+            rows.append({
+                **blank, **{k: v for k, v in coords.items() if k != "metric"},
+                "claim": f"{claim.better} {'>' if higher else '<'} {claim.worse}",
+                "where": ", ".join(f"{k}={v}" for k, v in shown.items()),
+                "metric": metric,
+                "dataset": coords.get("dataset", fixed.get("dataset", "")),
+                "compression": coords.get("compression", fixed.get("compression", "")),
+                "better": claim.better, "worse": claim.worse,
+                "ours_better": float(a["mean"]), "ours_worse": float(b["mean"]),
+                "paper_better": pa if paper_known else None, "paper_worse": pb if paper_known else None,
+                "holds": _wins(a["mean"], b["mean"], higher),
+                "paper_holds": _wins(pa, pb, higher) if paper_known else None,
+            })
+    return pd.DataFrame(rows, columns=cols)
+
+
+def write_table(summary: pd.DataFrame, name: str, out_tex: str | Path) -> list[str]:
+    """Write ``out_tex``, its cells (same stem, .csv) and claims (``<stem>_claims.csv``); return the
+    lines to print: one per claim and a summary line."""
+    from cel.errors import ConfigError
+    from cel.io import write_text
+
+    if name not in TABLES:
+        raise ConfigError(f"--name: unknown table '{name}' (known: {', '.join(TABLES)})")
+    spec = TABLES[name]
+    out = Path(out_tex)
+    write_text(out, render(summary, spec))
+    cells = cell_stats(summary, spec)
+    cells_path = out.with_suffix(".csv")
+    write_text(cells_path, cells.to_csv(index=False))
+    claims = check_claims(cells, spec)
+    claims_path = out.with_name(f"{out.stem}_claims.csv")
+    write_text(claims_path, claims.to_csv(index=False))
+    lines = [f"{'holds ' if r.holds else 'FAILS '} {r.where}: {r.claim:<28} {r.ours_better:.4f} vs {r.ours_worse:.4f}"
+             for r in claims.itertuples()]
+    lines.append(f"wrote {out}, {cells_path} and {claims_path} "
+                 f"({int(claims['holds'].sum())}/{len(claims)} claims hold)")
+    return lines
