@@ -13,7 +13,7 @@ DATASETS ?= ml-100k
 CEL_DATA_MIRROR ?= $(abspath ../shared/data/movielens)
 export CEL_DATA_MIRROR
 
-.PHONY: run test smoke quick venv bench mlflow-ui clean
+.PHONY: run test smoke quick engine venv bench mlflow-ui clean
 
 $(BIN)/cel: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,14 @@ quick: $(BIN)/cel
 test: $(BIN)/cel
 	$(BIN)/python -m pytest -q
 
+# The engine's acceptance runs: ML-100k fold 0 under every Feed x Task (config/engine.yaml)
+engine: $(BIN)/cel
+	$(BIN)/snakemake all --cores $(CORES) --configfile config/engine.yaml
+
 bench: $(BIN)/cel
 	$(BIN)/python benchmarks/bench_nmf_step.py
+	$(BIN)/python benchmarks/bench_reassign.py
+	$(BIN)/python benchmarks/bench_engine.py
 
 mlflow-ui: $(BIN)/cel
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow/mlflow.db --host 127.0.0.1 --port 5000

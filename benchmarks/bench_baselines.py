@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from bench_cel import load_ml100k, pairs_of
+from bench_cel import batch_of, load_ml100k, pairs_of
 from cel.config import TrainConfig
 from cel.embeddings import EMBEDDINGS, DataAware, TrainingData
 from cel.embeddings.full import FullEmbedding
@@ -34,7 +34,7 @@ from cel.models.nmf import NMF
 from cel.train.grad_avg import GradientAveraging
 from cel.train.method_steps import MethodSteps
 from cel.train.schedule import ClusterSchedule
-from cel.train.trainer import FullBatchTrainer
+from cel.train.trainer import Trainer, full_batch_trainer
 
 R = 64
 METHODS = {  # label -> (registry key, params)
@@ -66,17 +66,18 @@ def build(inter, label: str, compression: float):
         if key == "cel":
             callbacks.append(ClusterSchedule("item"))
     cfg = TrainConfig(optimizer="gd", lr=1e-4, steps=1, eval_every=10**9, log_every=10**9)
-    t = FullBatchTrainer(NMF(), ue, ie, pairs, y, cfg, reg=1.0, callbacks=callbacks, log=lambda m: None)
+    t = full_batch_trainer(NMF(), ue, ie, pairs, y, cfg, reg=1.0, callbacks=callbacks, log=lambda m: None)
     t.constrain()
     t.trigger("on_fit_start")
     return t, prep
 
 
-def step(t: FullBatchTrainer) -> float:
-    """One step exactly as FullBatchTrainer.fit runs it (train_step, then on_step_end)."""
+def step(t: Trainer) -> float:
+    """One step exactly as Trainer.fit runs it on the full feed (train_step, then on_step_end)."""
+    batch = batch_of(t)
     t0 = time.perf_counter()
     t.step += 1
-    t.train_step()
+    t.train_step(batch)
     t.trigger("on_step_end")
     return time.perf_counter() - t0
 

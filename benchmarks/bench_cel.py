@@ -3,7 +3,8 @@
 Prints, for ML-100k (80% of the ratings, seeded) and a ~1M-interaction synthetic set:
   * CEL embedding-step time / full-embedding step time        (issue goal <= 1.15)
   * reassignment time (Eq. 4, exact fast path) in units of one CEL step   (goal <= 2)
-  * GPCA split time in units of one CEL step
+  * GPCA split time in units of one CEL step (including Eq. 5's per-entity gradients, which the
+    schedule computes on every split-due step: ``ClusterSchedule.entity_grads``)
 at item compressions 5% and 1%, with the same trainer, data and thread count.
 
     .venv/bin/python benchmarks/bench_cel.py [--threads 1] [--json out.json]
@@ -31,7 +32,7 @@ from cel.embeddings.full import FullEmbedding
 from cel.models.nmf import NMF
 from cel.models.pairs import PairIndex, sort_pairs
 from cel.train.schedule import ClusterSchedule
-from cel.train.trainer import FullBatchTrainer
+from cel.train.trainer import Trainer, full_batch_trainer
 
 R = 64
 
@@ -57,14 +58,15 @@ def load_synthetic():
 
 
 def pairs_of(inter) -> tuple[PairIndex, torch.Tensor]:
-    """(pairs sorted as the run driver sorts them, ratings (D,)) of an interaction table."""
+    """(pairs sorted by (user, item) as the run driver sorts them, ratings (D,)) of an interaction
+    table (the run driver: ``cel.train.feeds.InteractionTable.from_frame(...).pairs()``)."""
     u, i = inter["user"].to_numpy(), inter["item"].to_numpy()
     o = sort_pairs(u, i)
     pairs = PairIndex.build(u[o], i[o], int(u.max() + 1), int(i.max() + 1))
     return pairs, torch.as_tensor(inter["rating"].to_numpy()[o], dtype=torch.float32)
 
 
-def trainer_for(inter, method: str, compression: float, m0: int = 0) -> FullBatchTrainer:
+def trainer_for(inter, method: str, compression: float, m0: int = 0) -> Trainer:
     pairs, y = pairs_of(inter)
     n_users, n_items = pairs.n_users, pairs.n_items
     g = torch.Generator().manual_seed(0)
@@ -76,12 +78,20 @@ def trainer_for(inter, method: str, compression: float, m0: int = 0) -> FullBatc
         ie = CELEmbedding(n_items, R, compression, params, g)
         cbs = [ClusterSchedule("item")]
     cfg = TrainConfig(optimizer="gd", lr=1e-5, steps=1, eval_every=10**9, log_every=10**9)
-    return FullBatchTrainer(NMF(), ue, ie, pairs, y, cfg, reg=1.0, callbacks=cbs, log=lambda m: None)
+    return full_batch_trainer(NMF(), ue, ie, pairs, y, cfg, reg=1.0, callbacks=cbs, log=lambda m: None)
 
 
-def one_step(t: FullBatchTrainer) -> None:
+def batch_of(t: Trainer):
+    """The full feed's batch, built once per trainer as ``Trainer.fit`` does (one ``batches()``
+    generator for the whole run: the batch and its PairIndex are built once, not per step)."""
+    if getattr(t, "_bench_batch", None) is None:
+        t._bench_batch = next(t.feed.batches())
+    return t._bench_batch
+
+
+def one_step(t: Trainer) -> None:
     """Exactly the trainer's step (the same code path as training)."""
-    t.train_step()
+    t.train_step(batch_of(t))
 
 
 def timed(fn, reps: int, warmup: int = 3) -> float:
@@ -121,18 +131,27 @@ def bench(name: str, inter, reps: int) -> list[dict]:
 
         half = trainer_for(inter, "cel", cr, m0=max(1, cel.item_emb.max_clusters // 2))  # room to split
 
-        splits = []
+        splits, grads = [], []
+        hs = half.callbacks[0]
         for _ in range(min(5, half.item_emb.max_clusters - half.item_emb.n_clusters - 1)):
-            one_step(half)                     # fresh gradients, as in training (not timed)
+            one_step(half)                     # a split-due step (half.step = 0), not timed
+            # The split's cost includes Eq. 5's per-entity gradients G: the schedule computes them
+            # in on_after_backward of a split-due step (entity_grads, an extra forward/backward on
+            # the entities' interactions). Timed here once more, then split_once (GPCA + split)
+            # uses the ones on_after_backward stored.
             t0 = time.perf_counter()
-            half.callbacks[0].split_once(half)
+            hs.entity_grads(half)
+            t1 = time.perf_counter()
+            hs.split_once(half)
+            grads.append(t1 - t0)
             splits.append(time.perf_counter() - t0)
-        t_split = statistics.median(splits)
+        t_split, t_grads = statistics.median(splits), statistics.median(grads)
         rows.append({"dataset": name, "D": len(inter), "compression": cr, "clusters": cel.item_emb.n_clusters,
                      "threads": torch.get_num_threads(), "full_step_ms": 1e3 * t_full,
                      "cel_step_ms": 1e3 * t_cel, "step_ratio": t_cel / t_full,
                      "reassign_ms": 1e3 * t_re, "reassign_in_steps": t_re / t_cel,
-                     "split_ms": 1e3 * t_split, "split_in_steps": t_split / t_cel})
+                     "split_ms": 1e3 * t_split, "split_in_steps": t_split / t_cel,
+                     "split_grads_ms": 1e3 * t_grads})
     return rows
 
 

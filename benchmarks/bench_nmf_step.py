@@ -75,7 +75,8 @@ class Dataset:
 
 
 def build_pairs(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int):
-    """Exactly as cel.train.run._pairs: sort by (user, item), then PairIndex.build."""
+    """As the run driver builds them (cel.train.feeds.InteractionTable.from_frame(...).pairs():
+    sort by (user, item), then PairIndex.build)."""
     order = sort_pairs(users, items)
     pairs = PairIndex.build(users[order], items[order], n_users, n_items)
     return pairs, torch.as_tensor(ratings[order], dtype=torch.float32)
@@ -139,7 +140,7 @@ def loss_fn(pred_impl, A, B, pairs, y, reg):
 
 
 class Stepper:
-    """One implementation's own parameters + SGD optimiser (as FullBatchTrainer with optimizer gd)."""
+    """One implementation's own parameters + SGD optimiser (as the full-feed Trainer with optimizer gd)."""
 
     def __init__(self, impl: str, A0, B0, ds: Dataset):
         self.impl, self.pred, self.ds = impl, IMPLS[impl], ds

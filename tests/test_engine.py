@@ -84,6 +84,9 @@ def test_minibatch_epochs_cover_every_interaction_once_and_resume_exactly():
     rows = torch.cat([b.users * 100 + b.items for b in first_epoch])
     assert sorted(rows.tolist()) == sorted((t.users * 100 + t.items).tolist())
     assert first_epoch[0].scale == pytest.approx(len(t) / 32)          # D/B: an unbiased Eq. 1
+    assert first_epoch[0].reg_scale == pytest.approx(1.0)               # ... with Eq. 8 as in full batch
+    mean = make_feed(FeedConfig("minibatch", batch_size=32, loss="mean"), t, seed=3)
+    assert mean.scale(32) == pytest.approx((1 / 32, 1 / len(t)))       # the same objective divided by D
     nxt = [next(it) for _ in range(3)]
     state = dict(feed.state)
     later = [next(it).items for _ in range(2)]
@@ -207,3 +210,30 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(tmp_path, feed_kind,
     assert torch.allclose(b.item_emb.centroids, ref.item_emb.centroids)
     assert torch.allclose(b.user_emb.weight, ref.user_emb.weight)
     assert b.history.loss == ref.history.loss
+
+
+class _PlainDot(InteractionModel):
+    """NMF's prediction without the PairScorer fast path (the generic route)."""
+
+    def forward(self, u, i):
+        return (u * i).sum(-1)
+
+
+@pytest.mark.parametrize("side", ["item", "user"])
+def test_schedule_statistics_fast_path_equals_generic_and_brute_force(side):
+    t = _trainer("full", steps=3)
+    t.fit()
+    s = ClusterSchedule(side)
+    inter = t.feed.interactions(side)
+    g_fast, l_fast = s.entity_grads(t), s.entity_losses(t)
+    t.model = _PlainDot()
+    g_gen, l_gen = s.entity_grads(t), s.entity_losses(t)
+    assert torch.allclose(g_fast, g_gen, atol=1e-5) and torch.allclose(l_fast, l_gen, atol=1e-6)
+    own = (t.item_emb if side == "item" else t.user_emb).table().detach()
+    other = (t.user_emb if side == "item" else t.item_emb).table().detach()
+    j = int(torch.argmax(inter.counts()))
+    rows = slice(int(inter.crow[j]), int(inter.crow[j + 1]))
+    o, x = other[inter.other[rows]], inter.targets[rows]
+    resid = x - o @ own[j]
+    assert torch.allclose(g_fast[j], 2 * (resid[:, None] * o).sum(0), atol=1e-4)      # -dL/db_j
+    assert float(l_fast[j]) == pytest.approx(float(resid.pow(2).sum()), rel=1e-5)

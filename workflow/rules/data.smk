@@ -5,17 +5,17 @@
 # every listed member present, known checksums matching) and only then renames it into place: the
 # output never holds a truncated zip or an HTML page, so after the mirror is fixed a plain rerun
 # fetches again. On failure the log names the file, the hashes and what to do.
+# The archive is shared by every profile (archives_dir): its params hold nothing profile-specific
+# (the resolved config path is in the command), so running another profile never refetches it.
 rule download_archive:
     output:
         f"{ARCH}/{{archive}}",
     params:
-        cel=CEL,
-        config=RESOLVED,
         dataset=get_dataset_of_archive,
     log:
         f"{RES}/logs/download_archive/{{archive}}.log",
     shell:
-        "{params.cel} fetch {params.config} --dataset {params.dataset} > {log} 2>&1"
+        f"{CEL} fetch {RESOLVED} --dataset {{params.dataset}} > {{log}} 2>&1"
 
 
 rule prepare_dataset:

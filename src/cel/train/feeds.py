@@ -12,7 +12,10 @@ fold (full, minibatch) or what the stream has delivered so far.
 
 Loss scale per batch (``loss``): ``sum`` (Eq. 1 as written: the full-batch default), ``mean``
 (average over the batch), ``dataset`` (D / B times the batch sum: an unbiased estimate of Eq. 1,
-so a learning rate means the same as in full batch; the mini-batch default).
+so a learning rate means the same as in full batch; the mini-batch default). The norm
+regulariser of Eq. 8 is scaled with it (``reg_scale`` = scale · B / D), so that every choice is
+a multiple of the same objective, Eq. 1 + Eq. 8 (with ``mean``, a mean loss is not drowned by a
+regulariser summed over whole tables).
 
 Shapes: B batch, H history length, F side-feature slots, D interactions, M items, N users.
 """
@@ -40,6 +43,7 @@ class Batch:
     features: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # name -> ((B, F) ids, (B, F) mask)
     pairs: PairIndex | None = None            # exact sparse structure (full feed, evaluation)
     scale: float = 1.0                        # multiplier of the summed loss terms
+    reg_scale: float = 1.0                    # multiplier of the norm regulariser (Eq. 8)
 
     def __len__(self) -> int:
         return len(self.users)
@@ -133,14 +137,14 @@ class BatchContext:
 
 
 def make_batch(table: InteractionTable, rows: torch.Tensor | None, context: BatchContext | None,
-               scale: float = 1.0, with_pairs: bool = False) -> Batch:
-    """A batch of ``rows`` of ``table`` (None = all rows, in table order)."""
+               scale: tuple[float, float] = (1.0, 1.0), with_pairs: bool = False) -> Batch:
+    """A batch of ``rows`` of ``table`` (None = all rows, in table order); ``scale`` = (loss, reg)."""
     if rows is None:
-        b = Batch(table.users, table.items, table.labels, scale=scale,
+        b = Batch(table.users, table.items, table.labels, scale=scale[0], reg_scale=scale[1],
                   pairs=table.pairs() if with_pairs else None)
         ts = table.timestamps
     else:
-        b = Batch(table.users[rows], table.items[rows], table.labels[rows], scale=scale)
+        b = Batch(table.users[rows], table.items[rows], table.labels[rows], scale=scale[0], reg_scale=scale[1])
         ts = table.timestamps[rows]
     return context.attach(b, ts) if context is not None else b
 
@@ -157,9 +161,11 @@ class Feed:
         self.state: dict = {}
         self._inter: dict[str, EntityInteractions] = {}
 
-    def scale(self, b: int) -> float:
-        loss = self.cfg.loss or self.default_loss
-        return {"sum": 1.0, "mean": 1.0 / b, "dataset": len(self.train) / b}[loss]
+    def scale(self, b: int) -> tuple[float, float]:
+        """(loss multiplier, regulariser multiplier) of a batch of b interactions."""
+        loss, D = self.cfg.loss or self.default_loss, len(self.train)
+        s = {"sum": 1.0, "mean": 1.0 / b, "dataset": D / b}[loss]
+        return s, s * b / D
 
     def batches(self) -> Iterator[Batch]:
         raise NotImplementedError

@@ -18,6 +18,7 @@ from cel.cluster.criteria import NEEDS_LOSS, ClusterStats, choose_cluster
 from cel.cluster.reassign import cluster_losses, reassign
 from cel.cluster.split import SplitContext, split_mask
 from cel.embeddings.cel import CELEmbedding
+from cel.models.base import PairScorer
 from cel.cluster.interactions import EntityInteractions
 from cel.train.trainer import Callback, Trainer
 
@@ -128,23 +129,35 @@ class ClusterSchedule(Callback):
         return moved
 
     # -- statistics on each entity's interactions ----------------------------------------------
-    def _pointwise(self, t: Trainer, table: torch.Tensor) -> torch.Tensor:
-        """(D,) task loss of every interaction (entity-major) with entity embeddings ``table``."""
+    def _predictions(self, t: Trainer, table: torch.Tensor) -> torch.Tensor:
+        """(D,) model outputs of every interaction (entity-major) with entity embeddings ``table``.
+        Dot-product models: one SDDMM on the (M, N) interaction pattern, no (D, R) gathers."""
         inter, other = self.interactions(t), self.other_table(t)
+        if isinstance(t.model, PairScorer):
+            pattern = inter.csr(torch.zeros(len(inter), dtype=table.dtype))
+            return torch.sparse.sampled_addmm(pattern, table, other.T, beta=0.0).values()
         o, x = other[inter.other], table[inter.entity()]
-        pred = t.model(x, o) if self.side == "user" else t.model(o, x)
-        return t.task.loss_terms(pred, inter.targets)
+        return t.model(x, o) if self.side == "user" else t.model(o, x)
 
     def entity_grads(self, t: Trainer) -> torch.Tensor:
-        """(M, R) g_j = -∂L/∂B(j,:) of the task loss on entity j's interactions (Eq. 5's G)."""
-        table = self.emb(t).table().detach().requires_grad_(True)
+        """(M, R) g_j = -∂L/∂B(j,:) of the task loss on entity j's interactions (Eq. 5's G).
+        Dot-product models: ∂L/∂b_j = Σ_d ℓ'(p_d) o_d, one CSR @ dense product (about one step)."""
+        inter, table = self.interactions(t), self.emb(t).table().detach()
+        if isinstance(t.model, PairScorer):
+            pred = self._predictions(t, table).requires_grad_(True)
+            with torch.enable_grad():
+                t.task.loss_terms(pred, inter.targets).sum().backward()
+            return -(inter.csr(pred.grad) @ self.other_table(t))
+        table.requires_grad_(True)
         with torch.enable_grad():
-            self._pointwise(t, table).sum().backward()
+            t.task.loss_terms(self._predictions(t, table), inter.targets).sum().backward()
         return -table.grad
 
     def entity_losses(self, t: Trainer) -> torch.Tensor:
         """(M,) summed task loss of each entity's interactions."""
-        return self.interactions(t).segment_sum(self._pointwise(t, self.emb(t).table().detach()).double())
+        inter = self.interactions(t)
+        pred = self._predictions(t, self.emb(t).table().detach())
+        return inter.segment_sum(t.task.loss_terms(pred, inter.targets).double())
 
     def user_inspired(self, t: Trainer) -> torch.Tensor:
         """(M, R): each entity as the mean embedding of the other side it interacted with."""

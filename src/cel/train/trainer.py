@@ -2,9 +2,9 @@
 callback events (minGPT-style ``trigger``). No other training loop exists in ``cel``.
 
 Loss of a step on batch b (Eq. 1 and Eq. 8):
-    L = scale_b · Σ_{d ∈ b} loss_task(y(A_u, B_i), x_d)  +  λ_reg / 2 · Σ_p ||p||²_F  (+ method penalties)
-with loss_task = squared error (regression) or BCE on logits (conversion), and scale_b from the
-Feed (1 for full batch: Eq. 1 as written).
+    L = s_b · Σ_{d ∈ b} loss_task(y(A_u, B_i), x_d)  +  r_b · λ_reg / 2 · Σ_p ||p||²_F  (+ method penalties)
+with loss_task = squared error (regression) or BCE on logits (conversion), and (s_b, r_b) from the
+Feed ((1, 1) for full batch: Eq. 1 + Eq. 8 as written).
 
 Events: ``on_fit_start``, ``on_after_backward`` (gradients exist: gradient averaging, Eq. 7),
 ``on_step_end`` (after the update and the model constraint: the CEL cluster schedule, eTree/JNKM/
@@ -142,7 +142,7 @@ class Trainer:
         pred = predict(self.model, self.user_emb, self.item_emb, batch)
         data = self.task.loss_terms(pred, batch.labels).sum()
         reg = sum(p.pow(2).sum() for m in (self.user_emb, self.item_emb) for p in m.embedding_parameters())
-        total = batch.scale * data + 0.5 * self.reg * reg
+        total = batch.scale * data + 0.5 * self.reg * batch.reg_scale * reg
         for emb in (self.user_emb, self.item_emb):
             pen = emb.penalty()
             if pen is not None:
