@@ -67,3 +67,30 @@ def test_paper_grid_dry_run_lists_the_ml100k_runs(tmp_path):
                    "--config", "only_datasets=ml-100k")
     out = r.stdout + r.stderr
     assert "train_run" in out and "ml-1m" not in out
+
+
+@pytest.mark.slow
+def test_profiles_sharing_the_archives_do_not_refetch(tmp_path):
+    """The archive rule is profile-independent: a second profile on the same archives_dir finds
+    the archive up to date (it used to refetch it, rerunning every run of the first profile)."""
+    from conftest import MIRROR
+
+    if not (MIRROR / "ml-100k.zip").exists():
+        pytest.skip("ML-100k mirror not available")
+    prof = {"archives_dir": str(tmp_path / "archives"), "datasets": {"ml-100k": {"kind": "ml-100k"}},
+            "variants": {"original": {"kind": "original"}}, "methods": {"full": {}}, "tables": [],
+            "grid": [{"datasets": ["ml-100k"], "methods": ["full"], "compressions": [100], "folds": [0]}]}
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({**prof, "results_dir": str(tmp_path / name)}))
+    target = str(tmp_path / "one" / "data" / "ml-100k" / "prepared" / "interactions.parquet")
+    env_args = ("--cores", "1", "--configfile")
+    r = subprocess.run([str(SNAKEMAKE), target, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                        *env_args, str(tmp_path / "one.yaml")], capture_output=True, text=True, timeout=600,
+                       env={**__import__("os").environ, "CEL_DATA_MIRROR": str(MIRROR)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    dry = subprocess.run([str(SNAKEMAKE), target.replace("/one/", "/two/"), "-n", "-s", str(REPO / "Snakefile"),
+                          "--directory", str(tmp_path), *env_args, str(tmp_path / "two.yaml")],
+                         capture_output=True, text=True, timeout=600)
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0 and "prepare_dataset" in out
+    assert "download_archive" not in out

@@ -22,6 +22,15 @@ if not Path(RESOLVED).exists() or Path(RESOLVED).read_text() != _text:
     Path(RESOLVED).parent.mkdir(parents=True, exist_ok=True)
     Path(RESOLVED).write_text(_text)
 CEL = f"{sys.executable} -m cel.cli"
+# The archives are shared by every profile with the same archives_dir: they are fetched with a
+# profile-independent config (datasets named by their source kind), so that running another
+# profile never makes Snakemake think the archive's rule changed.
+FETCH_CONFIG = f"{ARCH}/fetch.yaml"
+_fetch_text = yaml.safe_dump({"archives_dir": ARCH, "data": CFG.raw["data"],
+                              "datasets": {k: {"kind": k} for k in sorted(SOURCES)}}, sort_keys=True)
+if not Path(FETCH_CONFIG).exists() or Path(FETCH_CONFIG).read_text() != _fetch_text:
+    Path(FETCH_CONFIG).parent.mkdir(parents=True, exist_ok=True)
+    Path(FETCH_CONFIG).write_text(_fetch_text)
 RUNS = CFG.runs()
 RUN_INDEX = {r.key: r for r in RUNS}     # run key -> RunKey: O(1) lookups per job
 RUN = RunKey.PATTERN
@@ -49,11 +58,12 @@ def get_archive(wildcards):
     return [f"{ARCH}/{SOURCES[kind].archive}"] if kind in SOURCES else []
 
 
-def get_dataset_of_archive(wildcards):
-    for name, ds in CFG.raw["datasets"].items():
-        if ds["kind"] in SOURCES and SOURCES[ds["kind"]].archive == wildcards.archive:
-            return name
-    raise ValueError(f"no configured dataset uses {wildcards.archive}")
+def get_source_of_archive(wildcards):
+    """The source kind whose archive this is (a dataset of FETCH_CONFIG)."""
+    for kind, src in SOURCES.items():
+        if src.archive == wildcards.archive:
+            return kind
+    raise ValueError(f"no source has the archive {wildcards.archive}")
 
 
 def get_run_inputs(wildcards):

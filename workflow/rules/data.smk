@@ -5,17 +5,19 @@
 # every listed member present, known checksums matching) and only then renames it into place: the
 # output never holds a truncated zip or an HTML page, so after the mirror is fixed a plain rerun
 # fetches again. On failure the log names the file, the hashes and what to do.
-# The archive is shared by every profile (archives_dir): its params hold nothing profile-specific
-# (the resolved config path is in the command), so running another profile never refetches it.
+# The archive is shared by every profile (archives_dir): its rule holds nothing profile-specific
+# (FETCH_CONFIG, common.smk), so running another profile never refetches it.
 rule download_archive:
     output:
         f"{ARCH}/{{archive}}",
     params:
-        dataset=get_dataset_of_archive,
+        cel=CEL,
+        config=FETCH_CONFIG,
+        source=get_source_of_archive,
     log:
         f"{RES}/logs/download_archive/{{archive}}.log",
     shell:
-        f"{CEL} fetch {RESOLVED} --dataset {{params.dataset}} > {{log}} 2>&1"
+        "{params.cel} fetch {params.config} --dataset {params.source} > {log} 2>&1"
 
 
 rule prepare_dataset:

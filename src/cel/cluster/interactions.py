@@ -25,9 +25,9 @@ class EntityInteractions:
     @classmethod
     def from_arrays(cls, entity, other, targets, num_entities: int, num_other: int) -> "EntityInteractions":
         """Build from unordered (entity, other, target) arrays."""
-        entity = torch.as_tensor(np.asarray(entity), dtype=torch.int64)
-        other = torch.as_tensor(np.asarray(other), dtype=torch.int64)
-        targets = torch.as_tensor(np.asarray(targets), dtype=torch.float32)
+        entity = torch.tensor(np.asarray(entity), dtype=torch.int64)     # copies (inputs may be read-only)
+        other = torch.tensor(np.asarray(other), dtype=torch.int64)
+        targets = torch.tensor(np.asarray(targets), dtype=torch.float32)
         order = torch.as_tensor(np.lexsort((other.numpy(), entity.numpy())), dtype=torch.int64)
         crow = torch.zeros(num_entities + 1, dtype=torch.int64)
         crow[1:] = torch.cumsum(torch.bincount(entity, minlength=num_entities), 0)
