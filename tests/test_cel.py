@@ -196,7 +196,7 @@ def _trainer(params: dict, steps=60, optimizer="gd"):
     pairs, x = _data()
     g = torch.Generator().manual_seed(0)
     ue = FullEmbedding(30, 4, 100.0, FullEmbedding.Params(), g)
-    ie = CELEmbedding(40, 4, 25.0, CELParams(**params), g)
+    ie = CELEmbedding(40, 4, 25.0, CELParams(**{"split_threshold": 0, **params}), g)   # tiny data: no d
     cfg = TrainConfig(optimizer=optimizer, lr=0.005, steps=steps, eval_every=10, log_every=10**6)
     return full_batch_trainer(NMF(), ue, ie, pairs, x, cfg, reg=1.0,
                             callbacks=[ClusterSchedule("item"), GradientAveraging()], log=lambda m: None)
@@ -247,3 +247,40 @@ def test_bad_cel_param_names_the_key():
 
     with pytest.raises(ConfigError, match="split_method"):
         CELParams(split_method="kmeans")
+
+
+# -- D.1 initial clusters and the split threshold d (A.1) ---------------------------------------
+@pytest.mark.parametrize("reading, close", [("abs_mean", True), ("mean", False)])
+def test_initial_cel_predictions_match_the_full_models(reading, close):
+    """D.1: |full table| first, then each cluster = the centre of its members. The initial mean
+    prediction of CEL is then within 10% of the full model's; signed means start near 0."""
+    N, M, R = 300, 400, 64
+    g = torch.Generator().manual_seed(0)
+    users = FullEmbedding(N, R, 100.0, FullEmbedding.Params(), g).weight.detach().abs()
+    full = FullEmbedding(M, R, 100.0, FullEmbedding.Params(), torch.Generator().manual_seed(1)).weight.detach().abs()
+    cel = _cel(M=M, R=R, compression=5.0, seed=1, init_centroids=reading, split=False)
+    items = cel.table().detach().abs()                       # the trainer's constraint (NMF: abs)
+    ratio = float((users @ items.T).mean() / (users @ full.T).mean())
+    assert (abs(ratio - 1) < 0.10) == close, ratio
+
+
+def test_split_threshold_keeps_small_clusters_whole():
+    assign = torch.tensor([0, 0, 0, 1, 1, 1])
+    counts = torch.tensor([50, 50, 50, 100, 60, 60])          # clusters: 150 and 220 interactions
+    stats = ClusterStats(assign, 2, counts)
+    assert choose_cluster("entities", stats, threshold=0) == 0              # tie on entities: first
+    assert choose_cluster("entities", stats, threshold=100) == 1            # 150 <= 2d: not splittable
+    assert choose_cluster("interactions", stats, threshold=110) is None     # 220 <= 2d as well
+    sched_stats = ClusterStats(torch.zeros(4, dtype=torch.long), 1, torch.tensor([60, 60, 60, 60]))
+    assert choose_cluster("interactions", sched_stats, threshold=100) == 0  # 240 > 200
+
+
+def test_split_threshold_stops_splits_in_training():
+    """With d above half of every cluster's interactions the schedule never splits (M_0 = 1 stays),
+    with d = 0 it splits to the budget: flipping the switch changes what the model does."""
+    t0 = _trainer({"t1": 1000, "t2": 5, "split_threshold": 0}, steps=30)
+    t0.fit()
+    t1 = _trainer({"t1": 1000, "t2": 5, "split_threshold": 201}, steps=30)   # 400 interactions in all
+    t1.fit()
+    assert len(t0.callbacks[0].splits) == 6 and t0.item_emb.n_clusters == 7
+    assert t1.callbacks[0].splits == [] and t1.item_emb.n_clusters == 1

@@ -77,8 +77,9 @@ def _tampered_copy(good: Path, out: Path, member: str) -> None:
 
 
 def _leftovers(archives: Path) -> list[str]:
-    """Everything in the archives dir, temporary files (hidden) included."""
-    return sorted(p.name for p in archives.iterdir()) if archives.exists() else []
+    """Everything in the archives dir, temporary files (hidden) included, except the workflow's
+    profile-independent fetch config (``fetch.yaml``, written by common.smk)."""
+    return sorted(p.name for p in archives.iterdir() if p.name != "fetch.yaml") if archives.exists() else []
 
 
 # ----------------------------------------------------------------------------- the three bad mirrors

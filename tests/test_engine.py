@@ -149,7 +149,7 @@ def _trainer(feed_kind="full", method="cel", steps=60, seed=0, model=None, ckpt=
     t = _table(N=20, M=15, D=150)
     ctx = BatchContext(t, history_len=2) if model is not None else None
     ue = FullEmbedding(20, 4, 100.0, FullEmbedding.Params(), g)
-    ie = (CELEmbedding(15, 4, 40.0, CELParams(t1=10, t2=3), g) if method == "cel"
+    ie = (CELEmbedding(15, 4, 40.0, CELParams(t1=10, t2=3, split_threshold=0), g) if method == "cel"
           else FullEmbedding(15, 4, 100.0, FullEmbedding.Params(), g))
     cbs = [GradientAveraging()] + ([ClusterSchedule("item")] if method == "cel" else [])
     cfg = TrainConfig(lr=0.002, steps=steps, eval_every=10, log_every=10**6, seed=seed, checkpoint_every=every)

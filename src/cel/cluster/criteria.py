@@ -1,7 +1,8 @@
 """Which cluster to split next (Appendix A.3.2, Figure 6). The default is ``interactions``.
 
 Each criterion maps per-entity statistics to a per-cluster score; the cluster with the
-largest score among those with at least two members is split.
+largest score among the splittable ones is split: at least two members and, with the split
+threshold d of A.1, more than 2d training interactions (Strategy 2; the cap M_q is the caller's).
 """
 from __future__ import annotations
 
@@ -53,10 +54,10 @@ CRITERIA = {"grad_norm": grad_norm, "total_loss": total_loss, "mean_loss": mean_
 NEEDS_LOSS = {"total_loss", "mean_loss"}
 
 
-def choose_cluster(criterion: str, stats: ClusterStats) -> int | None:
-    """The cluster to split, or None if no cluster has two members."""
+def choose_cluster(criterion: str, stats: ClusterStats, threshold: int = 0) -> int | None:
+    """The cluster to split, or None if none is splittable (two members, > 2·threshold interactions)."""
     score = CRITERIA[criterion](stats)
-    splittable = entities(stats) >= 2
+    splittable = (entities(stats) >= 2) & (interactions(stats) > 2 * threshold)
     if not splittable.any():
         return None
     score = torch.where(splittable, score, torch.tensor(float("-inf"), dtype=score.dtype))

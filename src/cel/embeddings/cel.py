@@ -40,6 +40,8 @@ class CELParams(MethodParams):
     warm_only: int = 0              # personalise only entities with > warm_only interactions
     frozen_assignments: str = ""    # retrain with this clustering fixed (Table 11): parquet path
     chunk_elems: int = 1 << 22      # memory bound of the reassignment GEMM chunks
+    split_threshold: int = 100      # d (A.1): a cluster splits only with more than 2d training interactions; 0 = none
+    init_centroids: str = "abs_mean"  # D.1: abs_mean = |full table| first, then member means; mean = signed means
     entities: str = "item"          # which side is clustered: item | user | both
 
     def __post_init__(self):
@@ -51,6 +53,7 @@ class CELParams(MethodParams):
                   "delta": (self.delta, ("zero", "median", "balanced")),
                   "normalize": (self.normalize, ("center", "standardize", "none")),
                   "init": (self.init, ("random", "genre", "avg_rating")),
+                  "init_centroids": (self.init_centroids, ("abs_mean", "mean")),
                   "entities": (self.entities, ("item", "user", "both"))}
         for key, (value, allowed) in checks.items():
             if value not in allowed:
@@ -58,6 +61,8 @@ class CELParams(MethodParams):
                                   f"(allowed: {', '.join(allowed)})")
         if self.t1 < 1 or self.t2 < 1:
             raise ConfigError("config invalid value at 'methods.cel.t1/t2': must be >= 1")
+        if self.split_threshold < 0:
+            raise ConfigError("config invalid value at 'methods.cel.split_threshold': must be >= 0")
 
 
 class CELEmbedding(EmbeddingMethod):
@@ -69,8 +74,12 @@ class CELEmbedding(EmbeddingMethod):
         budget = params.target_compression or compression
         self.max_clusters = max(1, min(num_entities, int(round(budget / 100.0 * num_entities))))
         m0 = self.max_clusters if (not params.split or params.m0 == 0) else min(params.m0, self.max_clusters)
-        # D.1: initialise the full table, assign entities at random, centroids = cluster means
+        # D.1: initialise the full table, take its absolute value (NMF's nonnegativity), assign
+        # entities at random, centroids = cluster means. Signed means (``init_centroids: mean``)
+        # start near 0: initial predictions ~0.05 against ~2 for the full model on ML-100k.
         full = init_vectors(num_entities, dim, generator)                       # (M, R)
+        if params.init_centroids == "abs_mean":
+            full = full.abs()
         assign = torch.cat([torch.arange(m0), torch.randint(m0, (num_entities - m0,), generator=generator)])
         assign = assign[torch.randperm(num_entities, generator=generator)]
         self.register_buffer("assign", assign)                                   # (M,) S_q as indices

@@ -100,7 +100,7 @@ class ClusterSchedule(Callback):
         grads = self.entity_grads(t) if grads is None else grads
         losses = self.entity_losses(t) if p.criterion in NEEDS_LOSS else None
         stats = ClusterStats(e.assign, e.n_clusters, self.counts(t), grads, losses)
-        k = choose_cluster(p.criterion, stats)
+        k = choose_cluster(p.criterion, stats, p.split_threshold)
         if k is None:
             return None
         members = torch.nonzero(e.assign == k).squeeze(1)
