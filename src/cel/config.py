@@ -159,6 +159,7 @@ class TrainConfig:
     patience: int = 0
     min_steps: int = 0
     checkpoint_every: int = 0
+    grad_avg_scope: str = "loss"
 
 
 @dataclass(frozen=True)

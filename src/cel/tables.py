@@ -16,9 +16,14 @@ A table is a declaration, a :class:`TableSpec` in ``TABLES``; no table has code 
 * The better direction of every comparison comes from the metric's task
   (:func:`cel.train.tasks.higher_is_better`): lower MSE, higher AUC.
 * ``paper`` maps a cell's axis values to a path in ``resources/paper_results.yaml``.
+* ``claims``: orderings the paper claims. Each is checked on our means and tested: seeds are
+  averaged within a fold, the two cells are paired by fold (folds both have), and a paired
+  one-sided t-test in the claimed direction gives p; Holm's step-down corrects the p-values of all
+  claim rows of the table (READINGS, "Protocol and statistics"). A claim with a ``margin`` is a
+  non-inferiority claim ("A >= B"): the null is "A is worse than B by more than the margin".
 
-:func:`write_table` writes the .tex, the cells .csv (mean, std, n, paper, delta) and the
-``_claims.csv`` (orderings the paper claims, checked on our means).
+:func:`write_table` writes the .tex (with a footnote counting the significant orderings), the
+cells .csv (mean, std, n, paper, delta) and the ``_claims.csv`` (orderings, our means, the test).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from typing import Mapping, Union
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from cel.paper import paper_results
 from cel.report import canon
@@ -182,13 +188,19 @@ class PaperRef:
 class Claim:
     """An ordering the paper claims: ``better`` beats ``worse`` (values of ``axis``, by default the
     first row axis) wherever ``at_axis`` (by default the last column axis) takes a value in ``at``
-    (empty: everywhere), for every combination of the other axes. Better = the metric's direction."""
+    (empty: everywhere), for every combination of the other axes. Better = the metric's direction.
+
+    ``margin`` (None: a superiority claim, "better beats worse") makes it a non-inferiority claim,
+    "better is no worse than worse by more than ``margin``" (READINGS: AUC 0.001, MSE 0.002). It is
+    in the metric's own units, before the table's ``scale`` (which is applied to it as to values).
+    """
 
     better: Value
     worse: Value
     at: tuple[Value, ...] = ()
     axis: str = ""
     at_axis: str = ""
+    margin: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "better", canon(self.better))
@@ -197,6 +209,12 @@ class Claim:
         for a in (self.axis, self.at_axis):
             if a:
                 check_axis(a, "claim")
+        if self.margin is not None:
+            m = float(self.margin)
+            if not np.isfinite(m) or m < 0:
+                raise ValueError(f"claim {self.better} vs {self.worse}: margin must be a finite number >= 0, "
+                                 f"got {self.margin!r}")
+            object.__setattr__(self, "margin", m)
 
 
 @dataclass(frozen=True)
@@ -223,6 +241,8 @@ class TableSpec:
     #: metric -> factor applied to our values (e.g. {"test_auc": 100}: the paper gives AUC in %)
     scale: Mapping[str, float] = field(default_factory=dict)
     digits: int = 4
+    #: family-wise level of the claims' tests (Holm over all claim rows of the table)
+    alpha: float = 0.05
 
     def __post_init__(self):
         rows = tuple(_as_axis(a) for a in (self.rows if isinstance(self.rows, (tuple, list)) else (self.rows,)))
@@ -263,6 +283,8 @@ class TableSpec:
                 raise ValueError(f"table {self.name}: paper path uses {sorted(missing)}, neither an axis "
                                  f"nor fixed by a filter")
         object.__setattr__(self, "scale", dict(self.scale))
+        if not 0 < float(self.alpha) < 1:
+            raise ValueError(f"table {self.name}: alpha must be in (0, 1), got {self.alpha!r}")
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -384,13 +406,20 @@ def _shown_metrics(spec: TableSpec) -> tuple[str, ...]:
     return (spec.metric,) if spec.metric else spec.filters["metric"]
 
 
-def _aggregate(df: pd.DataFrame, spec: TableSpec, keys: list[str]) -> pd.DataFrame:
-    """Per cell (``keys``): mean, std (ddof 1; 0 for one), n over the last aggregate axis, after
-    averaging the leading ones within it; also the number of runs."""
+def _pair_axis(spec: TableSpec, keys: list[str]) -> str | None:
+    """The axis a cell's values are spread over (and claims paired by): the last aggregate axis
+    that is not a row/column axis (``fold``); None where every aggregate axis is one."""
+    agg = [a for a in spec.aggregate if a not in keys]
+    return agg[-1] if agg else None
+
+
+def _per_unit(df: pd.DataFrame, spec: TableSpec, keys: list[str]) -> pd.DataFrame:
+    """Per cell (``keys``) and value of the last aggregate axis (fold): the value averaged over the
+    leading aggregate axes (seeds within the fold), and the number of runs averaged."""
     agg = [a for a in spec.aggregate if a not in keys]
     cols = keys + agg
     if df.empty:
-        return pd.DataFrame(columns=keys + ["mean", "std", "n", "runs"])
+        return pd.DataFrame(columns=keys + agg[-1:] + ["value", "runs"])
     dup = df.groupby(cols, dropna=False).size()
     if (dup > 1).any():
         where = dict(zip(cols, dup[dup > 1].index[0]))
@@ -404,6 +433,15 @@ def _aggregate(df: pd.DataFrame, spec: TableSpec, keys: list[str]) -> pd.DataFra
     for i in range(len(agg) - 1):            # average away the leading aggregate axes
         by = keys + agg[i + 1:]
         cur = cur.groupby(by, dropna=False).agg(value=("value", "mean"), runs=("runs", "sum")).reset_index()
+    return cur
+
+
+def _aggregate(df: pd.DataFrame, spec: TableSpec, keys: list[str]) -> pd.DataFrame:
+    """Per cell (``keys``): mean, std (ddof 1; 0 for one), n over the last aggregate axis, after
+    averaging the leading ones within it; also the number of runs."""
+    if df.empty:
+        return pd.DataFrame(columns=keys + ["mean", "std", "n", "runs"])
+    cur = _per_unit(df, spec, keys)
     g = cur.groupby(keys, dropna=False)
     out = g.agg(mean=("value", "mean"), std=("value", "std"), n=("value", "size"), runs=("runs", "sum")).reset_index()
     out["std"] = out["std"].fillna(0.0)
@@ -429,6 +467,14 @@ def cell_stats(summary: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     out["stored_percent"] = [stored.get(_row_key(c, spec)) for c in coords]
     out["higher_is_better"] = [higher_is_better(m) for m in out["metric"]]
     return out
+
+
+def fold_values(summary: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """One row per cell and fold (the last aggregate axis): the cell's axis values, the fold, the
+    value averaged over the seeds run in that fold (scaled as shown) and the number of runs. The
+    values the claims' paired tests use; their mean over folds is the cell's ``mean``."""
+    keys = _cell_keys(spec)
+    return _per_unit(_prepare(summary, spec, _shown_metrics(spec)), spec, keys)
 
 
 def _row_key(coords: Mapping[str, str], spec: TableSpec) -> tuple:
@@ -540,13 +586,18 @@ def render(summary: pd.DataFrame, spec: TableSpec) -> str:
         lines.append(" & ".join(a.label(v) for a, v in zip(spec.rows, rk)) + " & " + " & ".join(cells) + " \\\\")
     if not row_keys:
         lines.append(f"\\multicolumn{{{ncol + nstub}}}{{c}}{{no runs yet}} \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}}", "\\end{table*}", ""]
+    lines += ["\\bottomrule", "\\end{tabular}}"]
+    claims = check_claims(stats, spec, summary) if spec.claims else None
+    if claims is not None and len(claims):
+        lines += ["\\par\\smallskip", f"{{\\footnotesize {significance_note(claims, spec)}}}"]
+    lines += ["\\end{table*}", ""]
     return "\n".join(lines)
 
 
 # -- claims ------------------------------------------------------------------------------------
 CLAIM_COLUMNS = ["claim", "where", "metric", "dataset", "compression", "better", "worse",
-                 "ours_better", "ours_worse", "paper_better", "paper_worse", "holds", "paper_holds"]
+                 "ours_better", "ours_worse", "paper_better", "paper_worse", "holds", "paper_holds",
+                 "margin", "n_pairs", "mean_diff", "t", "p_value", "p_holm", "significant"]
 
 
 def _claim_columns(spec: TableSpec) -> list[str]:
@@ -559,20 +610,78 @@ def _claim_columns(spec: TableSpec) -> list[str]:
     return CLAIM_COLUMNS[:i] + extra + CLAIM_COLUMNS[i:]
 
 
-def _wins(a: float, b: float, higher: bool) -> bool:
-    return bool(a > b) if higher else bool(a < b)
+def _wins(a: float, b: float, higher: bool, margin: float | None = None) -> bool:
+    """``a`` beats ``b`` in the metric's direction; with a margin: ``a`` is not worse by more than it."""
+    d = (a - b) if higher else (b - a)
+    return bool(d > -margin) if margin is not None else bool(d > 0)
 
 
-def check_claims(stats: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of ``p_values`` (NaN: no test, left NaN and not counted in m):
+    the i-th smallest of m becomes max over j <= i of (m - j + 1) p_(j), capped at 1."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    if m:
+        order = idx[np.argsort(p[idx], kind="stable")]
+        adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+        out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def paired_test(better, worse, higher: bool, margin: float | None = None) -> dict:
+    """One-sided paired t-test that ``better`` beats ``worse`` (paired arrays, one value per fold).
+
+    Differences are signed so that positive = the claim holds: d = better - worse where higher is
+    better, worse - better where lower is; ``mean_diff`` is their mean and ``t`` has the same sign.
+    Superiority (``margin`` None): H0 mean d <= 0 against H1 mean d > 0. Non-inferiority: H0
+    mean d <= -margin against H1 mean d + margin > 0. By ``scipy.stats.ttest_rel`` with
+    ``alternative="greater"`` (higher is better) or ``"less"`` (lower), ``better`` shifted by the
+    margin in the good direction. ``t`` and ``p_value`` are NaN for fewer than 2 pairs or
+    differences all equal (up to rounding: no variance to test against)."""
+    a, b = np.asarray(better, dtype=float), np.asarray(worse, dtype=float)
+    sign = 1.0 if higher else -1.0
+    d = sign * (a - b)
+    out = {"n_pairs": int(len(d)), "mean_diff": float(d.mean()) if len(d) else float("nan"),
+           "t": float("nan"), "p_value": float("nan")}
+    if len(d) < 2:
+        return out
+    scale = max(1.0, float(np.abs(a).max()), float(np.abs(b).max()))
+    if float(np.ptp(d)) <= 1e-12 * scale:
+        return out
+    shifted = a + sign * (margin or 0.0)
+    res = sps.ttest_rel(shifted, b, alternative="greater" if higher else "less")
+    out["t"], out["p_value"] = sign * float(res.statistic), float(res.pvalue)
+    return out
+
+
+def check_claims(stats: pd.DataFrame, spec: TableSpec, summary: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each claimed ordering wherever both sides have runs: our means, whether it holds for us
     (``holds``) and whether the paper's own numbers show it (``paper_holds``; None without them).
     ``where`` names the other axes' values, which also have columns (dataset and compression always;
-    "" where not defined)."""
+    "" where not defined). For a claim with a margin, "holds" means within the margin.
+
+    The test (needs ``summary``, the runs ``stats`` was computed from; without it ``n_pairs`` is 0
+    and the test columns NaN): seeds are averaged within a fold, the folds both cells have are
+    paired (``n_pairs``), and :func:`paired_test` gives ``mean_diff`` (mean over the paired folds of
+    better - worse, signed so that positive = the claimed direction holds: better - worse for a
+    higher-is-better metric, worse - better for a lower-is-better one; shown units, i.e. scaled),
+    ``t`` (same sign) and the one-sided ``p_value``. ``margin`` is the claim's margin in shown units
+    (NaN: superiority). ``p_holm``: Holm over all claim rows of the table with a p-value;
+    ``significant``: ``p_holm < spec.alpha`` (False without a test)."""
     keys = _cell_keys(spec)
     fixed = spec.fixed()
     recs = stats.to_dict("records")
     cols = _claim_columns(spec)
     blank = {c: "" for c in cols if c not in CLAIM_COLUMNS}
+    per_fold: dict[tuple, dict] = {}
+    if summary is not None:
+        fv = fold_values(summary, spec)
+        unit = _pair_axis(spec, keys)
+        for rec in fv.to_dict("records"):
+            if pd.notna(rec["value"]):
+                per_fold.setdefault(tuple(rec[k] for k in keys), {})[rec[unit] if unit else None] = float(rec["value"])
     rows = []
     for claim in spec.claims:
         axis = claim.axis or spec.rows[0].name
@@ -593,12 +702,18 @@ def check_claims(stats: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
             higher = higher_is_better(metric)
             if higher is None:
                 raise ValueError(f"table {spec.name}: no better direction for metric {metric!r}")
+            margin = None if claim.margin is None else claim.margin * spec.scale.get(metric, 1.0)
             pa, pb = a.get("paper"), b.get("paper")
             paper_known = pa is not None and pb is not None and not pd.isna(pa) and not pd.isna(pb)
             shown = {k: v for k, v in coords.items() if k != "metric" or "metric" in spec.axis_names}
+            fa = per_fold.get(tuple(a[k] for k in keys), {})
+            fb = per_fold.get(tuple(b[k] for k in keys), {})
+            common = sorted(set(fa) & set(fb), key=str)
+            test = paired_test([fa[f] for f in common], [fb[f] for f in common], higher, margin)
+            op = ('>' if higher else '<') + ('=' if margin is not None else '')
             rows.append({
                 **blank, **{k: v for k, v in coords.items() if k != "metric"},
-                "claim": f"{claim.better} {'>' if higher else '<'} {claim.worse}",
+                "claim": f"{claim.better} {op} {claim.worse}",
                 "where": ", ".join(f"{k}={v}" for k, v in shown.items()),
                 "metric": metric,
                 "dataset": coords.get("dataset", fixed.get("dataset", "")),
@@ -606,10 +721,32 @@ def check_claims(stats: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
                 "better": claim.better, "worse": claim.worse,
                 "ours_better": float(a["mean"]), "ours_worse": float(b["mean"]),
                 "paper_better": pa if paper_known else None, "paper_worse": pb if paper_known else None,
-                "holds": _wins(a["mean"], b["mean"], higher),
-                "paper_holds": _wins(pa, pb, higher) if paper_known else None,
+                "holds": _wins(a["mean"], b["mean"], higher, margin),
+                "paper_holds": _wins(pa, pb, higher, margin) if paper_known else None,
+                "margin": float("nan") if margin is None else margin,
+                **test,
             })
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    out["p_holm"] = holm(out["p_value"].to_numpy(dtype=float)) if len(out) else []
+    out["significant"] = (out["p_holm"] < spec.alpha).astype(bool) if len(out) else []
+    return out
+
+
+def significance_note(claims: pd.DataFrame, spec: TableSpec) -> str:
+    """The table's footnote: how many claimed orderings are significant after Holm's correction."""
+    unit = _pair_axis(spec, _cell_keys(spec)) or "cell"
+    leading = [a for a in spec.aggregate if a not in _cell_keys(spec)][:-1]
+    within = f" ({', '.join(f'{a}s' for a in leading)} averaged within a {unit})" if leading else ""
+    tested = claims["p_value"].notna()
+    k, m = int(claims.loc[tested, "significant"].sum()), int(tested.sum())
+    text = (f"Paired one-sided $t$-tests over {unit}s{within}, Holm-corrected: {k} of {m} orderings "
+            f"significant at {spec.alpha:g}.")
+    if claims["margin"].notna().any():
+        text += " Orderings marked $\\geq$/$\\leq$ are non-inferiority tests within their margin."
+    if m < len(claims):
+        text += (f" {len(claims) - m} more without a test (fewer than 2 paired {unit}s, "
+                 f"or the same difference in every {unit}).")
+    return text
 
 
 def write_table(summary: pd.DataFrame, name: str, out_tex: str | Path) -> list[str]:
@@ -626,11 +763,20 @@ def write_table(summary: pd.DataFrame, name: str, out_tex: str | Path) -> list[s
     cells = cell_stats(summary, spec)
     cells_path = out.with_suffix(".csv")
     write_text(cells_path, cells.to_csv(index=False))
-    claims = check_claims(cells, spec)
+    claims = check_claims(cells, spec, summary)
     claims_path = out.with_name(f"{out.stem}_claims.csv")
     write_text(claims_path, claims.to_csv(index=False))
-    lines = [f"{'holds ' if r.holds else 'FAILS '} {r.where}: {r.claim:<28} {r.ours_better:.4f} vs {r.ours_worse:.4f}"
-             for r in claims.itertuples()]
-    lines.append(f"wrote {out}, {cells_path} and {claims_path} "
+
+    def test_text(r) -> str:
+        if pd.isna(r.p_value):
+            return f"n={r.n_pairs} p=n/a p_holm=n/a"
+        return (f"n={r.n_pairs} p={r.p_value:.3g} p_holm={r.p_holm:.3g}"
+                f"{' significant' if r.significant else ''}")
+
+    lines = [f"{'holds ' if r.holds else 'FAILS '} {r.where}: {r.claim:<28} {r.ours_better:.4f} vs "
+             f"{r.ours_worse:.4f}  {test_text(r)}" for r in claims.itertuples()]
+    tested = claims["p_value"].notna()
+    lines.append(f"wrote {out}, {cells_path} and {claims_path}; {int(claims.loc[tested, 'significant'].sum())} of "
+                 f"{int(tested.sum())} tested orderings significant (Holm, {spec.alpha:g}) "
                  f"({int(claims['holds'].sum())}/{len(claims)} claims hold)")
     return lines

@@ -62,7 +62,7 @@ class AEEmbedding(EmbeddingMethod):
         super().__init__(num_entities, dim, compression, params, generator)
         self.buckets = self.budget_rows()                                        # M_q
         self.n_warm = min(self.buckets // 2, num_entities)                       # W
-        self.weight = nn.Parameter(init_vectors(self.buckets, dim, generator))  # (M_q, R)
+        self.weight = nn.Parameter(init_vectors(self.buckets, dim, generator, params.init_scale))  # (M_q, R)
         self.register_buffer("rows", ae_rows(torch.zeros(num_entities, dtype=torch.long), self.buckets))
 
     def fit_data(self, data: TrainingData) -> None:

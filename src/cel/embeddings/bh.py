@@ -124,7 +124,7 @@ class BHEmbedding(EmbeddingMethod):
         sizes = [2 ** b for b in self.bits]
         self.total_rows = sum(sizes)
         # One stored table: the B per-block tables stacked, block b's rows start at offset[b].
-        self.weight = nn.Parameter(init_vectors(self.total_rows, dim, generator))   # (Σ 2^bits, R)
+        self.weight = nn.Parameter(init_vectors(self.total_rows, dim, generator, params.init_scale))   # (Σ 2^bits, R)
         ids = hash_ids(torch.arange(num_entities), self.code_len)   # a bijection on [0, 2^L)
         rows, shift, offset = [], self.code_len, 0
         for b, size in zip(self.bits, sizes):                     # most significant block first

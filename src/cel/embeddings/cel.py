@@ -45,6 +45,7 @@ class CELParams(MethodParams):
     entities: str = "item"          # which side is clustered: item | user | both
 
     def __post_init__(self):
+        super().__post_init__()
         from cel.cluster.criteria import CRITERIA
         from cel.cluster.split import SPLITTERS
         from cel.errors import ConfigError
@@ -77,7 +78,7 @@ class CELEmbedding(EmbeddingMethod):
         # D.1: initialise the full table, take its absolute value (NMF's nonnegativity), assign
         # entities at random, centroids = cluster means. Signed means (``init_centroids: mean``)
         # start near 0: initial predictions ~0.05 against ~2 for the full model on ML-100k.
-        full = init_vectors(num_entities, dim, generator)                       # (M, R)
+        full = init_vectors(num_entities, dim, generator, params.init_scale)                       # (M, R)
         if params.init_centroids == "abs_mean":
             full = full.abs()
         assign = torch.cat([torch.arange(m0), torch.randint(m0, (num_entities - m0,), generator=generator)])

@@ -93,7 +93,7 @@ class CERPEmbedding(EmbeddingMethod):
             raise ConfigError(f"config invalid value at 'method.buckets': expected 0 or {least}..{num_entities}, got {b}")
         self.buckets = b
         self.stride = -(-num_entities // b)                                   # c = ceil(M/b)
-        p, q = init_vectors(b, dim, generator), init_vectors(b, dim, generator)
+        p, q = init_vectors(b, dim, generator, params.init_scale), init_vectors(b, dim, generator, params.init_scale)
         self.weight = nn.Parameter(torch.cat([p, q]))                         # (2b, R): P over Q
         self.theta = nn.Parameter(torch.full((2 * b, dim), params.threshold_init / params.threshold_scale))
         self.register_buffer("keep", torch.ones(2 * b, dim))                  # finalize() mask

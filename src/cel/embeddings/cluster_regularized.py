@@ -46,6 +46,7 @@ class ClusterRegularizedParams(MethodParams):
     full_clusters: float = 1.0  # parents in % of M at compression 100 (regulariser only)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.lam < 0 or self.update_every < 1 or self.lloyd_iters < 1 or not 0 < self.full_clusters <= 100:
             raise ConfigError("config invalid value at 'method': lam >= 0, update_every >= 1, "
                               "lloyd_iters >= 1 and 0 < full_clusters <= 100 are required")
@@ -62,7 +63,7 @@ class ClusterRegularizedEmbedding(EmbeddingMethod):
         self.shares_at_test = compression < 100
         k = self.budget_rows() if self.shares_at_test else int(round(params.full_clusters / 100 * num_entities))
         self.n_parents = max(1, min(k, num_entities))
-        self.weight = nn.Parameter(init_vectors(num_entities, dim, generator))   # (M, R) leaves
+        self.weight = nn.Parameter(init_vectors(num_entities, dim, generator, params.init_scale))   # (M, R) leaves
         k = self.n_parents
         assign = torch.cat([torch.arange(k), torch.randint(k, (num_entities - k,), generator=generator)])
         self.register_buffer("assign", assign[torch.randperm(num_entities, generator=generator)])  # (M,)

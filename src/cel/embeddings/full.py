@@ -14,7 +14,7 @@ class FullEmbedding(EmbeddingMethod):
         super().__init__(num_entities, dim, compression, params, generator)
         if compression != 100:
             raise ValueError(f"full embedding stores every row: compression must be 100, got {compression}")
-        self.weight = nn.Parameter(init_vectors(num_entities, dim, generator))  # (M, R)
+        self.weight = nn.Parameter(init_vectors(num_entities, dim, generator, params.init_scale))  # (M, R)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.weight[ids]

@@ -51,6 +51,7 @@ class HashGNNParams(MethodParams):
     grad_avg: bool = True       # divide a row's gradient by the entities sharing it (Eq. 7)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.hidden < 1 or self.pretrain_epochs < 0 or self.pretrain_lr <= 0 or not 0 <= self.guidance <= 1:
             raise ConfigError("config invalid value at 'method': hidden >= 1, pretrain_epochs >= 0, "
                               "pretrain_lr > 0, 0 <= guidance <= 1")
@@ -137,7 +138,7 @@ class HashGNNEmbedding(EmbeddingMethod):
         self.bits = max(0, int(math.floor(math.log2(self.budget_rows()))))          # L
         self.n_rows = 2 ** self.bits                                                 # 2^L <= M_q
         self.generator = torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-        self.weight = nn.Parameter(init_vectors(self.n_rows, dim, generator))       # (2^L, R)
+        self.weight = nn.Parameter(init_vectors(self.n_rows, dim, generator, params.init_scale))       # (2^L, R)
         self.register_buffer("rows", torch.arange(num_entities) % self.n_rows)      # (M,) code -> row
         self.pretrain_loss: list[float] = []
 

@@ -28,7 +28,7 @@ class ModuloEmbedding(EmbeddingMethod):
     def __init__(self, num_entities, dim, compression, params: ModuloParams, generator):
         super().__init__(num_entities, dim, compression, params, generator)
         self.buckets = self.budget_rows()
-        self.weight = nn.Parameter(init_vectors(self.buckets, dim, generator))   # (M_q, R)
+        self.weight = nn.Parameter(init_vectors(self.buckets, dim, generator, params.init_scale))   # (M_q, R)
         self.register_buffer("rows", torch.arange(num_entities) % self.buckets)  # (M,) x mod M_q
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

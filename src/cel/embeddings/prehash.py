@@ -50,6 +50,7 @@ class PreHashParams(MethodParams):
     grad_avg: bool = True       # divide a bucket's gradient by its (soft) usage, Eq. 7
 
     def __post_init__(self):
+        super().__post_init__()
         if self.top_k < 0 or self.logit_scale <= 0 or self.logit_init < 0:
             raise ConfigError("config invalid value at 'method': top_k >= 0, logit_scale > 0, logit_init >= 0")
 
@@ -66,7 +67,7 @@ class PreHashEmbedding(EmbeddingMethod):
         super().__init__(num_entities, dim, compression, params, generator)
         self.buckets = self.budget_rows()                                            # M_q
         self.k = min(params.top_k or self.buckets, self.buckets)                     # K
-        self.weight = nn.Parameter(init_vectors(self.buckets, dim, generator))      # (M_q, R)
+        self.weight = nn.Parameter(init_vectors(self.buckets, dim, generator, params.init_scale))      # (M_q, R)
         z = params.logit_init * torch.randn(num_entities, self.buckets, generator=generator)
         self.theta = nn.Parameter(z / params.logit_scale)                            # (M, M_q)
         self.register_buffer("anchor_bucket", torch.full((num_entities,), -1, dtype=torch.long))

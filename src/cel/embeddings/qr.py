@@ -98,8 +98,8 @@ class QREmbedding(EmbeddingMethod):
         self.q = -(-num_entities // self.m)
         self.over_budget = self.m + self.q > budget
         cols = dim // 2 if half_rows else dim
-        rem = init_vectors(self.m, cols, generator)
-        quo = init_vectors(self.q, cols, generator)
+        rem = init_vectors(self.m, cols, generator, params.init_scale)
+        quo = init_vectors(self.q, cols, generator, params.init_scale)
         if params.op == "mult":
             quo = 1.0 + 0.1 * quo
         elif params.op == "add":

@@ -102,7 +102,7 @@ def build_embeddings(cfg: ProjectConfig, key: RunKey, n_users: int, n_items: int
     method = EMBEDDINGS[cfg.method_class(key.method)]
     params = method.Params.from_dict(cfg.method_params(key.method, key), key=f"methods.{key.method}")
     sides, cr, rank = getattr(params, "entities", "item"), float(key.compression), cfg.model(key.model).rank
-    full = FullEmbedding.Params()
+    full = FullEmbedding.Params(init_scale=params.init_scale)     # both sides share D.1's reading
     user_emb = (method(n_users, rank, cr, params, generator) if sides in ("user", "both")
                 else FullEmbedding(n_users, rank, 100.0, full, generator))
     item_emb = (method(n_items, rank, cr, params, generator) if sides in ("item", "both")
@@ -181,7 +181,7 @@ def train(cfg: ProjectConfig, d: RunData, parts: Parts, out_dir: Path, log) -> T
     ckpt = out_dir / "checkpoint.pt"
     trainer = Trainer(d.task, feed, parts.model, parts.user_emb, parts.item_emb, d.train_cfg,
                       reg=cfg.model(d.key.model).reg, evaluate=evaluate,
-                      callbacks=[GradientAveraging(), MethodSteps(), *parts.schedules], log=log,
+                      callbacks=[GradientAveraging(d.train_cfg.grad_avg_scope), MethodSteps(), *parts.schedules], log=log,
                       checkpoint_path=ckpt if d.train_cfg.checkpoint_every else None)
     if d.train_cfg.checkpoint_every and ckpt.exists():
         trainer.load_checkpoint(ckpt)

@@ -169,6 +169,7 @@ class Trainer:
         """Loss, backward, callbacks, update, constraint. Returns (total loss, task loss sum)."""
         for opt in self.optimizer:
             opt.zero_grad(set_to_none=True)
+        self.batch = batch                   # callbacks may read the step's batch (its scales)
         loss, data = self.losses(batch)
         loss.backward()
         self.trigger("on_after_backward")
