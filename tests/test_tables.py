@@ -14,7 +14,7 @@ import pytest
 from cel.paper import paper_value
 from cel.report import COLUMNS, canon, summarize
 from cel.tables import (TABLE7_METHODS, TABLES, Axis, Claim, PaperRef, TableSpec, cell_stats, check_claims,
-                        render, write_table)
+                        fold_values, holm, render, write_table)
 
 # ---------------------------------------------------------------------------------------------
 # The synthetic grid. Every run below has folds 0-2 and seeds 0-1, value = base + 0.01 fold +
@@ -761,3 +761,262 @@ def test_filters_select_runs(summary):
     stats = cell_stats(summary, three)
     assert list(stats["param.delta"]) == ["median", "median"]
     assert stats.set_index("dataset").loc["ml-1m", "mean"] == pytest.approx(0.793)
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Paired significance tests of the claims (READINGS, "Protocol and statistics")
+from scipy import stats as sps  # noqa: E402
+
+
+def _runs(per_method, metric="test_mse", task="regression", compression="5"):
+    """method -> {fold: value or [seed values]} as a summary."""
+    rows = []
+    for method, folds in per_method.items():
+        for f, vals in folds.items():
+            for seed, v in enumerate(vals if isinstance(vals, (list, tuple)) else [vals]):
+                rows.append(dict(task=task, dataset="ml-1m", variant="original", model="nmf", method=method,
+                                 compression=compression, fold=f, seed=seed, metric=metric, value=v))
+    return pd.DataFrame(rows)
+
+
+def _spec(claims, metric="test_mse", **kw):
+    return TableSpec(name="tsig", caption="", rows=Axis("method"), cols=Axis("compression"), metric=metric,
+                     claims=claims, **kw)
+
+
+def _by_hand(d):
+    """One-sided paired t by the textbook formula: mean(d) / (sd(d) / sqrt(n)), p = P(T_{n-1} > t)."""
+    n = len(d)
+    m = sum(d) / n
+    sd = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1))
+    t = m / (sd / math.sqrt(n))
+    return m, t, float(sps.t.sf(t, n - 1))
+
+
+CEL5 = [0.80, 0.82, 0.81, 0.83, 0.79]
+FULL5 = [0.83, 0.84, 0.85, 0.84, 0.82]
+
+
+def test_paired_t_matches_the_formula_lower_is_better():
+    s = _runs({"cel": dict(enumerate(CEL5)), "full": dict(enumerate(FULL5))})
+    spec = _spec((Claim("cel", "full"),))
+    row = check_claims(cell_stats(s, spec), spec, s).iloc[0]
+    # MSE: lower is better, d = worse - better = full - cel = [0.03, 0.02, 0.04, 0.01, 0.03]
+    m, t, p = _by_hand([w - b for b, w in zip(CEL5, FULL5)])
+    assert (m, t) == (pytest.approx(0.026), pytest.approx(5.0990195, rel=1e-6))
+    assert row["claim"] == "cel < full" and row["n_pairs"] == 5
+    assert row["mean_diff"] == pytest.approx(m, abs=1e-12)
+    assert row["t"] == pytest.approx(t, rel=1e-9) and row["p_value"] == pytest.approx(p, rel=1e-9)
+    assert p < 0.01
+    # a single claim row: Holm changes nothing
+    assert row["p_holm"] == pytest.approx(p, rel=1e-9) and bool(row["significant"])
+    assert math.isnan(row["margin"])
+    # the reverse claim has the complementary one-sided p and the opposite signs
+    spec_rev = _spec((Claim("full", "cel"),))
+    rev = check_claims(cell_stats(s, spec_rev), spec_rev, s).iloc[0]
+    assert rev["mean_diff"] == pytest.approx(-m) and rev["t"] == pytest.approx(-t)
+    assert rev["p_value"] == pytest.approx(1 - p, rel=1e-9) and not rev["significant"]
+    # without the summary there are no folds to pair
+    bare = check_claims(cell_stats(s, spec), spec).iloc[0]
+    assert bare["n_pairs"] == 0 and math.isnan(bare["p_value"]) and not bare["significant"]
+
+
+def test_higher_is_better_flips_the_direction():
+    # the same numbers as AUC: "cel_lite > modulo" where cel_lite has the higher values
+    s = _runs({"cel_lite": dict(enumerate(FULL5)), "modulo": dict(enumerate(CEL5))}, metric="test_auc",
+              task="conversion")
+    spec = _spec((Claim("cel_lite", "modulo"), Claim("modulo", "cel_lite")), metric="test_auc")
+    claims = check_claims(cell_stats(s, spec), spec, s).set_index("claim")
+    m, t, p = _by_hand([b - w for b, w in zip(FULL5, CEL5)])         # d = better - worse
+    up = claims.loc["cel_lite > modulo"]
+    assert up["mean_diff"] == pytest.approx(m) and up["t"] == pytest.approx(t) and up["p_value"] == pytest.approx(p)
+    down = claims.loc["modulo > cel_lite"]
+    assert down["t"] == pytest.approx(-t) and down["p_value"] == pytest.approx(1 - p)
+    # as MSE (lower is better) the same values make the first claim the losing one
+    s_mse = _runs({"cel_lite": dict(enumerate(FULL5)), "modulo": dict(enumerate(CEL5))})
+    spec_mse = _spec((Claim("cel_lite", "modulo"),))
+    mse = check_claims(cell_stats(s_mse, spec_mse), spec_mse, s_mse).iloc[0]
+    assert mse["claim"] == "cel_lite < modulo" and mse["p_value"] == pytest.approx(1 - p) and mse["t"] < 0
+
+
+def test_holm_step_down():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    # monotone in the sorted order and capped at 1; NaN (no test) stays NaN and is not counted in m
+    out = holm([0.5, float("nan"), 0.02, 0.4])
+    assert math.isnan(out[1]) and list(out[[0, 2, 3]]) == pytest.approx([0.8, 0.06, 0.8])
+    assert list(holm([0.6, 0.7])) == pytest.approx([1.0, 1.0])
+    assert holm([]).shape == (0,)
+
+
+def test_holm_runs_over_all_claim_rows_of_the_table():
+    # three claims, at two compressions each where the runs exist
+    vals = {"cel": [0.80, 0.82, 0.81, 0.83, 0.79], "jnkm": [0.81, 0.825, 0.83, 0.835, 0.80],
+            "full": [0.83, 0.84, 0.85, 0.84, 0.82]}
+    s = pd.concat([_runs({k: dict(enumerate(np.array(v) + shift)) for k, v in vals.items()}, compression=c)
+                   for c, shift in (("5", 0.0), ("1", 0.01))])
+    s.loc[(s["compression"] == "1") & (s["method"] == "full") & (s["fold"] == 2), "value"] += 0.02
+    spec = _spec((Claim("cel", "jnkm"), Claim("cel", "full"), Claim("jnkm", "full")))
+    claims = check_claims(cell_stats(s, spec), spec, s)
+    assert len(claims) == 6 and claims["p_value"].notna().all()
+    expect = holm(claims["p_value"].to_numpy())
+    assert claims["p_holm"].to_numpy() == pytest.approx(expect)
+    # by hand: the smallest p is multiplied by 6, not by its claim's 2 rows
+    i = int(claims["p_value"].idxmin())
+    assert claims.loc[i, "p_holm"] == pytest.approx(min(1.0, 6 * claims.loc[i, "p_value"]))
+    assert list(claims["significant"]) == list(claims["p_holm"] < 0.05)
+    # a stricter declared alpha
+    strict = TableSpec(**{**spec.__dict__, "alpha": 1e-9})
+    assert not check_claims(cell_stats(s, strict), strict, s)["significant"].any()
+    with pytest.raises(ValueError, match="alpha"):
+        TableSpec(**{**spec.__dict__, "alpha": 1.5})
+
+
+def test_seeds_are_averaged_within_a_fold_before_pairing():
+    # fold 0 has three seeds for cel: 0.66, 1.04, 0.90 -> 0.8667; each seed alone would pair differently
+    cel = {0: [0.66, 1.04, 0.90], 1: 0.82, 2: 0.81, 3: 0.83}
+    full = {0: 0.86, 1: 0.84, 2: 0.85, 3: 0.84}
+    s = _runs({"cel": cel, "full": full})
+    spec = _spec((Claim("cel", "full"),))
+    fv = fold_values(s, spec).set_index(["method", "fold"])
+    assert fv.loc[("cel", "0"), "value"] == pytest.approx(2.6 / 3) and fv.loc[("cel", "0"), "runs"] == 3
+    row = check_claims(cell_stats(s, spec), spec, s).iloc[0]
+    fold_means = [2.6 / 3, 0.82, 0.81, 0.83]
+    for one_seed in cel[0]:                 # pairing one seed of fold 0 would give another t
+        _, t_seed, _ = _by_hand([w - b for b, w in zip([one_seed, 0.82, 0.81, 0.83], full.values())])
+        assert abs(row["t"] - t_seed) > 0.1
+    m, t, p = _by_hand([w - b for b, w in zip(fold_means, full.values())])
+    assert row["n_pairs"] == 4
+    assert row["mean_diff"] == pytest.approx(m) and row["t"] == pytest.approx(t) and row["p_value"] == pytest.approx(p)
+    # pairing each seed with its fold's value instead (6 "pairs") would give another answer
+    runs = [(0.66, 0.86), (1.04, 0.86), (0.90, 0.86), (0.82, 0.84), (0.81, 0.85), (0.83, 0.84)]
+    _, _, p_runs = _by_hand([w - b for b, w in runs])
+    assert abs(p_runs - p) > 0.05
+    # and averaging the fold means first reproduces the cell mean
+    assert row["ours_better"] == pytest.approx(sum(fold_means) / 4)
+
+
+def test_only_folds_both_sides_have_are_paired():
+    cel = {0: 0.80, 1: 0.82, 2: 0.81, 3: 0.60, 4: 0.55}                 # folds 3, 4: only cel
+    full = {0: 0.83, 1: 0.84, 2: 0.85, 7: 0.10}                         # fold 7: only full
+    s = _runs({"cel": cel, "full": full})
+    spec = _spec((Claim("cel", "full"),))
+    row = check_claims(cell_stats(s, spec), spec, s).iloc[0]
+    m, t, p = _by_hand([0.83 - 0.80, 0.84 - 0.82, 0.85 - 0.81])
+    assert row["n_pairs"] == 3
+    assert row["mean_diff"] == pytest.approx(m) and row["t"] == pytest.approx(t) and row["p_value"] == pytest.approx(p)
+    # the cells' means still use all their folds
+    assert row["ours_better"] == pytest.approx(sum(cel.values()) / 5)
+    # one shared fold: no test
+    s1 = _runs({"cel": {0: 0.8, 1: 0.81}, "full": {1: 0.9, 2: 0.95}})
+    one = check_claims(cell_stats(s1, spec), spec, s1).iloc[0]
+    assert one["n_pairs"] == 1 and math.isnan(one["t"]) and math.isnan(one["p_value"])
+    assert math.isnan(one["p_holm"]) and not one["significant"]
+    assert one["mean_diff"] == pytest.approx(0.09)
+
+
+def test_constant_differences_have_no_test(summary):
+    # the synthetic grid: every method has the same fold / seed offsets, so the differences are equal
+    # up to rounding in every fold: nothing to test against, rather than t ~ 1e14
+    claims = check_claims(cell_stats(summary, TABLE2), TABLE2, summary)
+    assert len(claims) == 8 and (claims["n_pairs"] == 3).all()
+    assert claims["p_value"].isna().all() and claims["t"].isna().all() and not claims["significant"].any()
+    row = claims.set_index(["claim", "model", "compression"]).loc[("cel < prehash_kmq", "nmf", "5")]
+    assert row["mean_diff"] == pytest.approx(0.80 - 0.78)
+    # differences equal only up to rounding (ptp 5.6e-17): scipy alone would give t ~ 2.7e15, p ~ 1e-61
+    base = [0.1, 0.7, 0.3, 0.9, 0.6]
+    s2 = _runs({"cel": dict(enumerate(base)), "full": {f: v + 0.03 for f, v in enumerate(base)}})
+    spec = _spec((Claim("cel", "full"),))
+    row = check_claims(cell_stats(s2, spec), spec, s2).iloc[0]
+    assert row["n_pairs"] == 5 and row["mean_diff"] == pytest.approx(0.03)
+    assert math.isnan(row["t"]) and math.isnan(row["p_value"]) and not row["significant"]
+
+
+def test_non_inferiority_margin():
+    # cel_lite's AUC is a little below full's in every fold, by less than the margin 0.001
+    full = [0.7000, 0.7100, 0.7050, 0.7200, 0.6950]
+    lite = [0.6996, 0.7093, 0.7048, 0.7192, 0.6947]
+    s = _runs({"cel_lite": dict(enumerate(lite)), "full": dict(enumerate(full))}, metric="test_auc",
+              task="conversion")
+    spec = _spec((Claim("cel_lite", "full", margin=0.001), Claim("cel_lite", "full")), metric="test_auc")
+    claims = check_claims(cell_stats(s, spec), spec, s)
+    ni, sup = claims.iloc[0], claims.iloc[1]
+    d = [b - w for b, w in zip(lite, full)]                              # higher is better: lite - full < 0
+    m, t, p = _by_hand([x + 0.001 for x in d])                           # H1: mean d + margin > 0
+    assert ni["claim"] == "cel_lite >= full" and ni["margin"] == pytest.approx(0.001)
+    assert ni["mean_diff"] == pytest.approx(sum(d) / 5)                  # the margin is not in mean_diff
+    assert ni["mean_diff"] < 0 and ni["holds"]                          # worse, but within the margin
+    assert ni["t"] == pytest.approx(t) and ni["p_value"] == pytest.approx(p) and p < 0.01
+    # the same rows as a superiority claim: the wrong direction, p > 0.5, fails
+    assert sup["claim"] == "cel_lite > full" and math.isnan(sup["margin"])
+    assert not sup["holds"] and sup["p_value"] > 0.5 and not sup["significant"]
+    assert sup["p_value"] == pytest.approx(_by_hand(d)[2])
+    # Holm over both rows
+    assert ni["p_holm"] == pytest.approx(2 * p) and ni["significant"]
+    # lower is better (MSE, margin 0.002): cel_lite 0.001 above full is non-inferior
+    s2 = _runs({"cel_lite": dict(enumerate(np.array(FULL5) + [0.001, 0.0012, 0.0008, 0.0011, 0.0009])),
+                "full": dict(enumerate(FULL5))})
+    spec2 = _spec((Claim("cel_lite", "full", margin=0.002),))
+    r2 = check_claims(cell_stats(s2, spec2), spec2, s2).iloc[0]
+    d2 = [-x for x in (0.001, 0.0012, 0.0008, 0.0011, 0.0009)]           # worse - better
+    assert r2["claim"] == "cel_lite <= full" and r2["mean_diff"] == pytest.approx(sum(d2) / 5)
+    assert r2["p_value"] == pytest.approx(_by_hand([x + 0.002 for x in d2])[2], rel=1e-6) and r2["significant"]
+    # a margin larger than the gap the other way round fails: 0.003 above with margin 0.002
+    s3 = _runs({"cel_lite": dict(enumerate(np.array(FULL5) + [0.003, 0.0032, 0.0028, 0.0031, 0.0029])),
+                "full": dict(enumerate(FULL5))})
+    r3 = check_claims(cell_stats(s3, spec2), spec2, s3).iloc[0]
+    assert not r3["holds"] and r3["p_value"] > 0.5
+    with pytest.raises(ValueError, match="margin"):
+        Claim("cel_lite", "full", margin=-0.001)
+
+
+def test_margin_follows_the_tables_scale():
+    full = [0.7000, 0.7100, 0.7050, 0.7200, 0.6950]
+    lite = [0.6996, 0.7093, 0.7048, 0.7192, 0.6947]
+    s = _runs({"cel_lite": dict(enumerate(lite)), "full": dict(enumerate(full))}, metric="test_auc",
+              task="conversion")
+    plain = _spec((Claim("cel_lite", "full", margin=0.001),), metric="test_auc")
+    pct = _spec((Claim("cel_lite", "full", margin=0.001),), metric="test_auc", scale={"test_auc": 100.0})
+    a = check_claims(cell_stats(s, plain), plain, s).iloc[0]
+    b = check_claims(cell_stats(s, pct), pct, s).iloc[0]
+    assert b["margin"] == pytest.approx(0.1) and b["mean_diff"] == pytest.approx(100 * a["mean_diff"])
+    assert b["t"] == pytest.approx(a["t"]) and b["p_value"] == pytest.approx(a["p_value"])
+
+
+def test_table7_claims_are_superiority_claims():
+    assert all(c.margin is None for c in TABLES["table7"].claims)
+    assert TABLES["table7"].alpha == 0.05
+
+
+def test_footnote_and_printed_lines_report_the_tests(tmp_path):
+    s = _runs({"cel": dict(enumerate(CEL5)), "jnkm": dict(enumerate(FULL5)), "full": {0: 0.9, 1: 0.93},
+               "etree": {4: 0.85}}, compression="100")
+    s["dataset"] = "ml-100k"
+    tex = render(s, TABLES["table7"])
+    claims = check_claims(cell_stats(s, TABLES["table7"]), TABLES["table7"], s).set_index("claim")
+    assert set(claims.index) == {"jnkm < full", "etree < full", "cel < full", "cel < etree", "cel < jnkm"}
+    # cel < jnkm: 5 folds, p ~ 3e-4; cel < full: d = 0.10, 0.11 -> t = 21, p = 0.0151 (1 df);
+    # jnkm < full: d = 0.07, 0.09 -> t = 8, p = 0.0396; etree shares no fold with full, one with cel
+    assert claims.loc["cel < full", "p_value"] == pytest.approx(sps.t.sf(21, 1))
+    assert claims.loc["jnkm < full", "p_value"] == pytest.approx(sps.t.sf(8, 1))
+    # Holm over the three tested rows: 3 p_min, 2 x 0.0151 = 0.0303, max(0.0396, 0.0303) -> all three
+    assert claims.loc["cel < full", "p_holm"] == pytest.approx(2 * sps.t.sf(21, 1))
+    assert claims.loc["jnkm < full", "p_holm"] == pytest.approx(sps.t.sf(8, 1))
+    assert claims["significant"].sum() == 3
+    assert list(claims.loc[["etree < full", "cel < etree"], "n_pairs"]) == [0, 1]
+    assert ("{\\footnotesize Paired one-sided $t$-tests over folds (seeds averaged within a fold), "
+            "Holm-corrected: 3 of 3 orderings significant at 0.05. 2 more without a test (fewer than 2 "
+            "paired folds, or the same difference in every fold).}") in tex
+    k, m = 3, 3
+    assert tex.index("\\end{tabular}}") < tex.index("Holm-corrected") < tex.index("\\end{table*}")
+    lines = write_table(s, "table7", tmp_path / "table7.tex")
+    row = claims.loc["cel < jnkm"]
+    line = next(x for x in lines if "cel < jnkm" in x)
+    assert f"n=5 p={row['p_value']:.3g} p_holm={row['p_holm']:.3g}" in line
+    assert f"{k} of {m} tested orderings significant" in lines[-1] and lines[-1].endswith("(5/5 claims hold)")
+    assert "n=1 p=n/a p_holm=n/a" in next(x for x in lines if "cel < etree" in x)
+    csv = pd.read_csv(tmp_path / "table7_claims.csv")
+    assert list(csv.columns[-7:]) == ["margin", "n_pairs", "mean_diff", "t", "p_value", "p_holm", "significant"]
+    assert csv.set_index("claim").loc["cel < jnkm", "p_holm"] == pytest.approx(row["p_holm"])
+    # no claim rows: no footnote
+    assert "Holm" not in render(_runs({"cel": {0: 0.8}}, compression="100"), TABLES["table7"])
