@@ -177,18 +177,28 @@ def test_qr_rejects_bad_params():
 # --- the registry checks of tests/test_embeddings.py, by direct import ---------------------------
 
 CASES = [(n, c) for n in CLASSES for c in (5.0, 1.0)]
+#: stored rows at M = 2000 by hand: AE M_q (+ M_q/2 warm ids); QR m + ceil(M/m) rows, the smallest
+#: total 90 where 1 % (M_q = 20) cannot be met; concat stores half rows (R/2 numbers each)
+ROWS = {("ae", 5.0): 100, ("ae", 1.0): 20, ("qr", 5.0): 100, ("qr", 1.0): 90, ("qr_add", 5.0): 100,
+        ("qr_add", 1.0): 90, ("qr_concat", 5.0): 100, ("qr_concat", 1.0): 45}
 
 
 @pytest.mark.parametrize("name, compression", CASES)
 def test_num_parameters_matches_compression(name, compression):
     emb = _build(name, compression)
     budget = max(1, round(compression / 100 * M))
-    if emb.may_exceed_budget:                           # QR: BH-style bound (fallback at 1%)
-        assert emb.embedding_rows() >= budget
-    if name == "ae" or compression == 5.0:              # where the budget can be met: met exactly
-        assert 1 <= emb.embedding_rows() <= budget
-    assert emb.num_parameters() == emb.embedding_rows() * R + emb.index_entries()
-    assert emb.index_entries() <= M
+    rows = ROWS[name, compression]
+    index = budget // 2 if name == "ae" else 0          # AE: the ids of the W = M_q/2 warm entities
+    assert emb.embedding_rows() == rows and emb.index_entries() == index
+    assert emb.num_parameters() == rows * R + index
+    if name == "ae":                                    # counted from the tensors: M_q rows, W private ones
+        assert emb.weight.numel() == rows * R and int((torch.bincount(emb.rows) == 1).sum()) == index
+    else:                                               # the two tables hold exactly these numbers
+        stored = emb.remainder.numel() + emb.quotient.numel()
+        assert stored == (emb.m + emb.q) * (R // 2 if name == "qr_concat" else R)
+        assert stored <= emb.num_parameters() < stored + R
+    if compression == 5.0 or name == "ae":              # where the budget can be met: met exactly
+        assert rows == budget
 
 
 @pytest.mark.parametrize("name", list(CLASSES))

@@ -193,7 +193,9 @@ def test_cerp_sizes_count_the_test_time_pruning():
     emb = _build("cerp", 1.0)
     assert emb.dense_rows() == 90 and emb.nonzeros() > emb.budget_entries()   # training mode: soft only
     assert emb.embedding_rows() == math.ceil(min(emb.nonzeros(), emb.budget_entries()) / R) == 20
-    assert emb.num_parameters() == emb.embedding_rows() * R + emb.index_entries()
+    assert emb.num_parameters() == 20 * R                 # M_q = 1 % of 2000 rows, no index
+    with torch.no_grad(), test_time(emb):                 # what is stored: the pruned nonzeros
+        assert int((emb.effective_table() != 0).sum()) == 20 * R
 
 
 def test_cerp_test_time_keeps_the_largest_entries_within_budget():
@@ -229,15 +231,21 @@ CASES = [(n, c) for n in CLASSES for c in (5.0, 1.0)]
 
 @pytest.mark.parametrize("name, compression", CASES)
 def test_sizes(name, compression):
+    """The reported size is what the tensors hold at test time: BH its Σ_b 2^bits rows (codes are
+    computed from the ids: no index), CERP the nonzeros left by the pruning (no index either)."""
     emb = _build(name, compression)
-    assert emb.num_parameters() == emb.embedding_rows() * R + emb.index_entries()
-    assert 0 <= emb.index_entries() <= M
-    assert emb.embedding_rows() >= 1
+    budget = max(1, round(compression / 100 * M))
+    assert emb.index_entries() == 0
     if name == "bh":      # D.1 rule: just above M_q (never below)
-        assert emb.embedding_rows() >= emb.nominal_rows() == emb.budget_rows()
+        rows = sum(2 ** b for b in emb.bits)
+        assert emb.weight.numel() == rows * R and rows >= budget == emb.nominal_rows()
+        assert emb.embedding_rows() == rows and emb.num_parameters() == rows * R
     else:                 # CERP: within M_q after finalize()
         emb.finalize()
-        assert emb.embedding_rows() <= emb.budget_rows()
+        with torch.no_grad(), test_time(emb):
+            nonzeros = int((emb.effective_table() != 0).sum())
+        assert 0 < nonzeros <= budget * R
+        assert emb.embedding_rows() == math.ceil(nonzeros / R) and emb.num_parameters() == math.ceil(nonzeros / R) * R
 
 
 

@@ -19,9 +19,15 @@ def test_registered_and_sizes():
     for cls in (ETreeEmbedding, JNKMEmbedding):
         shared = _build(cls, 10.0)                     # M_q = 6 parents
         assert shared.n_parents == 6 and shared.embedding_rows() == 6 and shared.index_entries() == M
+        assert shared.num_parameters() == 6 * R + M    # the M_q parent rows and the M assignments
+        with torch.no_grad(), test_time(shared):       # at test time the entities use only those rows
+            assert torch.unique(shared.table(), dim=0).shape[0] <= shared.parents.shape[0] == 6
         assert shared.cluster_sizes().min() >= 1       # D.1 init: every parent has a member
         full = _build(cls, 100.0, full_clusters=5.0)   # the original: leaves kept, 3 parents regularise
         assert full.n_parents == 3 and full.embedding_rows() == M and full.index_entries() == 0
+        assert full.num_parameters() == M * R          # the leaves only: the parents are not stored
+        with torch.no_grad(), test_time(full):
+            assert torch.equal(full.table(), full.weight)
 
 
 def test_leaves_while_training_parents_at_test_time():

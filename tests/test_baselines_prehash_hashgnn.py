@@ -80,7 +80,7 @@ def test_prehash_stored_size(top_k, per_entity):
     emb = _prehash(top_k=top_k)                          # M_q = 4: K = 2 -> 2 ids + 2 weights; K = M_q -> 4 weights
     assert emb.embedding_rows() == 4
     assert emb.index_entries() == 4 + (M - 4) * per_entity
-    assert emb.num_parameters() == 4 * R + emb.index_entries()
+    assert emb.num_parameters() == 4 * R + 4 + (M - 4) * per_entity
 
 
 def test_prehash_bad_params():

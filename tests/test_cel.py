@@ -185,10 +185,29 @@ def test_gradient_averaging_matches_eq7():
     (e.table() * G).sum().backward()
     assert torch.equal(e.centroids.grad[:2], torch.tensor([[4.0, 6.0], [5.0, 6.0]]))  # summed
     t = type("T", (), {"item_emb": e, "user_emb": FullEmbedding(2, 2, 100.0, FullEmbedding.Params(),
-                                                                torch.Generator())})()
+                                                                torch.Generator()),
+                        "reg": 0.0, "batch": type("B", (), {"reg_scale": 1.0})()})()
     GradientAveraging().on_after_backward(t)
     # Eq. (7): divided by |S_q(:, k)| = 2 and 1
     assert torch.equal(e.centroids.grad[:2], torch.tensor([[2.0, 3.0], [5.0, 6.0]]))
+
+
+@pytest.mark.parametrize("scope", ["loss", "all"])
+def test_gradient_averaging_scope_keeps_the_regulariser_whole(scope):
+    """D.2 averages the loss of each cluster: with scope 'loss' the Eq. 8 gradient λ·r·θ is not
+    divided; with 'all' (the ablation) the whole gradient is."""
+    e = _cel(M=3, R=2, compression=100.0, m0=2)
+    e.set_assignments(torch.tensor([0, 0, 1]), full=torch.ones(3, 2))       # centroids = 1
+    G = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    lam, r = 2.0, 0.5
+    ((e.table() * G).sum() + 0.5 * lam * r * e.centroids.pow(2).sum()).backward()
+    t = type("T", (), {"item_emb": e, "user_emb": FullEmbedding(2, 2, 100.0, FullEmbedding.Params(),
+                                                                torch.Generator()),
+                        "reg": lam, "batch": type("B", (), {"reg_scale": r})()})()
+    GradientAveraging(scope).on_after_backward(t)
+    data, sizes = torch.tensor([[4.0, 6.0], [5.0, 6.0]]), torch.tensor([[2.0], [1.0]])
+    expect = data / sizes + lam * r if scope == "loss" else (data + lam * r) / sizes
+    assert torch.allclose(e.centroids.grad[:2], expect)
 
 
 # -- the schedule end to end on the trainer ------------------------------------------------------
@@ -203,13 +222,32 @@ def _trainer(params: dict, steps=60, optimizer="gd"):
 
 
 def test_schedule_splits_to_budget_and_reassigns():
+    from cel.train.trainer import Callback
+
+    class ClusterCount(Callback):                           # clusters after each step's schedule
+        def __init__(self):
+            self.seen = []
+
+        def on_step_end(self, trainer):
+            self.seen.append((trainer.step, trainer.item_emb.n_clusters))
+
     t = _trainer({"t1": 20, "t2": 5})
+    count = ClusterCount()
+    t.callbacks.append(count)
     t.fit()
     sched = t.callbacks[0]
-    assert len(sched.splits) >= 9                           # 1 -> 10 clusters (25% of 40) ...
-    assert 1 <= t.item_emb.n_clusters <= 10                 # ... minus clusters emptied since
-    assert len(sched.moves) == 3                            # steps 20, 40, 60
+    # one split every t2 = 5 steps from M_0 = 1 up to the budget (25% of 40 = 10 clusters) at step
+    # 45; none at 50, 55, 60: the budget is reached (no reassignment empties a cluster here)
+    splits = [s for s, _, _ in sched.splits]
+    assert splits == [5, 10, 15, 20, 25, 30, 35, 40, 45]
+    assert [s for s, _ in count.seen] == list(range(1, 61))
+    assert all(k == 1 + sum(x <= s for x in splits) for s, k in count.seen)   # one cluster per split, only then
+    assert sched.splits[0][1:] == (0, 40)                   # the first split divides the one cluster of 40
+    assert t.item_emb.n_clusters == t.item_emb.max_clusters == 10
+    assert [s for s, _ in sched.moves] == [20, 40, 60]      # a reassignment every t1 = 20 steps
+    assert sum(moved for _, moved in sched.moves) > 0
     assert t.item_emb.cluster_sizes().min() >= 1            # no empty cluster kept
+    assert int(t.item_emb.cluster_sizes().sum()) == 40
     assert t.history.loss[-1] < t.history.loss[0]
 
 

@@ -2,17 +2,20 @@
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import yaml
 
 from cel.config import load_config
 from cel.runkey import RunKey
 from cel.train.run import execute_run
+from conftest import tiny_profile
 
 SPEC = RunKey("regression", "synth", "original", "nmf", "full", "100", 0)
 
@@ -44,20 +47,46 @@ def test_fixed_seed_gives_identical_metrics(profile_path, tmp_path):
     assert c["metrics"]["test_mse"] != a["metrics"]["test_mse"]
 
 
+def _val_curve(run_dir) -> pd.Series:
+    """val_mse by step at every evaluation, from the run's curves.parquet."""
+    curves = pd.read_parquet(run_dir / "curves.parquet")
+    evals = curves.dropna(subset=["val_mse"])
+    return pd.Series(evals["val_mse"].to_numpy(), index=evals["step"].to_numpy())
+
+
 def test_validation_selects_step_and_stops_early(profile_path, tmp_path):
-    train = {"optimizer": "gd", "lr": 0.002, "steps": 400, "eval_every": 10, "log_every": 1000,
+    """Noisy ratings and a large unregularised model overfit: validation MSE falls, rises, falls
+    to a new best and rises again. The selected step is the first argmin of the logged curve, the
+    reported model is that step's (its val_mse), and training stops exactly ``patience``
+    evaluations after the best (the count restarts at every new best)."""
+    synth = tiny_profile(tmp_path)["datasets"]["synth"] | {"noise": 0.8}
+    train = {"optimizer": "gd", "lr": 0.01, "steps": 400, "eval_every": 10, "log_every": 1000,
              "val_fraction": 0.2, "patience": 2}
-    cfg = load_config(profile_path(train=train))
-    rec = execute_run(cfg, SPEC, tmp_path / "run", log=lambda m: None)
+    cfg = load_config(profile_path(train=train, datasets={"synth": synth}, models={"nmf": {"rank": 16, "reg": 0.0}}))
+    logs = []
+    rec = execute_run(cfg, SPEC, tmp_path / "run", log=logs.append)
     m = rec["metrics"]
-    assert "val_mse" in m
-    assert m["selected_step"] <= m["steps"] <= 400
-    assert m["selected_step"] % 10 == 0
+    val = _val_curve(tmp_path / "run")
+    assert list(val.index) == list(range(10, m["steps"] + 1, 10))         # every eval_every steps
+    best = int(val.idxmin())
+    assert m["selected_step"] == best
+    assert m["val_mse"] == pytest.approx(val[best], rel=1e-9)           # the selected model, not the last
+    assert val[m["steps"]] > val[best]
+    assert m["steps"] == best + 2 * 10 < 400                            # stopped: patience 2 evaluations
+    before = val[val.index < best]
+    assert (before.diff().dropna() > 0).any()                          # a worse evaluation before the best:
+    assert any("early stop at step %d" % m["steps"] in line for line in logs)   # ... the count restarted
+
+
+def _metrics_without_timing(rec: dict) -> dict:
+    return {k: v for k, v in rec["metrics"].items() if "seconds" not in k}
 
 
 def test_killed_run_leaves_no_metrics_and_rerun_completes(profile_path, tmp_path):
-    """SIGKILL the CLI mid-training: no metrics.json; the same command then completes it."""
-    train = {"optimizer": "gd", "lr": 0.0005, "steps": 100000, "eval_every": 50, "log_every": 50}
+    """SIGKILL the CLI mid-training: no metrics.json; the same command then resumes from its
+    last checkpoint and ends with exactly the metrics and curves of an uninterrupted run."""
+    train = {"optimizer": "gd", "lr": 0.0005, "steps": 1500, "eval_every": 50, "log_every": 50,
+             "checkpoint_every": 50, "val_fraction": 0.1}
     cfg_path = profile_path(train=train)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "cel.cli", "train", str(cfg_path), "--run", SPEC.key, "--out", str(out)]
@@ -68,21 +97,40 @@ def test_killed_run_leaves_no_metrics_and_rerun_completes(profile_path, tmp_path
     while "step 100/" not in log.read_text():
         assert proc.poll() is None, log.read_text()
         assert time.time() < deadline, "training never started"
-        time.sleep(0.2)
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert "step 1500/" not in log.read_text()                          # killed halfway
     assert not (out / "metrics.json").exists()
-    assert not [p for p in out.glob(".*")] if out.exists() else True   # no temp leftovers
-    short = yaml.safe_load(cfg_path.read_text())
-    short["train"]["steps"] = 30
-    cfg_path.write_text(yaml.safe_dump(short))
-    subprocess.run(cmd, check=True, capture_output=True)
-    assert json.loads((out / "metrics.json").read_text())["metrics"]["steps"] == 30
+    assert (out / "checkpoint.pt").exists()
+    # no temp leftovers but (when the kill hit a checkpoint write) that write's own temp file
+    assert not [p for p in out.glob(".*") if not p.name.startswith(".checkpoint.pt.")]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    resumed = re.search(r"resumed from .* at step (\d+)", done.stderr)
+    assert resumed and 50 <= int(resumed.group(1)) < 1500, done.stderr   # the last checkpoint
+    rerun = json.loads((out / "metrics.json").read_text())
+    assert not (out / "checkpoint.pt").exists()
+    assert not list(out.glob(".*"))                        # a temp file of a killed checkpoint write is removed
+    whole = execute_run(load_config(cfg_path), SPEC, tmp_path / "whole", log=lambda m: None)
+    assert rerun["metrics"]["steps"] == 1500
+    assert _metrics_without_timing(rerun) == _metrics_without_timing(whole)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "curves.parquet"),
+                                  pd.read_parquet(tmp_path / "whole" / "curves.parquet"))
+
+
+#: methods whose model validation may select at every evaluation (CEL: once at its cluster
+#: budget; CERP: once pruned)
+ALWAYS_SELECTABLE = {"full", "modulo", "bh", "ae", "qr", "etree", "jnkm", "hashgnn", "prehash"}
 
 
 @pytest.mark.parametrize("method", sorted(__import__("cel.embeddings", fromlist=["EMBEDDINGS"]).EMBEDDINGS))
-def test_every_registered_method_runs_end_to_end(profile_path, tmp_path, method):
-    """The run driver's hooks (fit_data, on_step, test-time evaluation, sizes) for every method."""
+def test_every_registered_method_runs_end_to_end(profile_path, tmp_path, method, monkeypatch):
+    """The run driver's hooks (fit_data, on_step, test-time evaluation, sizes) for every method:
+    the reported size is what the selected model stores at test time, counted from its tensors,
+    and the reported model is the one validation selected."""
+    import cel.train.run as run_mod
+    from test_embeddings import stored_size
+
     compression = 100 if method == "full" else 10
     params = {"hashgnn": {"pretrain_epochs": 20}, "cerp": {"finalize_at": 20}}.get(method, {})
     train = {"optimizer": "gd", "lr": 0.002, "steps": 60, "eval_every": 10, "log_every": 1000,
@@ -90,11 +138,30 @@ def test_every_registered_method_runs_end_to_end(profile_path, tmp_path, method)
     cfg = load_config(profile_path(methods={method: params}, train=train,
                                    grid=[{"datasets": ["synth"], "methods": [method],
                                           "compressions": [compression], "folds": [0]}]))
+    seen, fit = {}, run_mod.Trainer.fit
+
+    def watched_fit(self):
+        result = fit(self)
+        seen["trainer"] = self
+        return result
+
+    monkeypatch.setattr(run_mod.Trainer, "fit", watched_fit)
     rec = execute_run(cfg, RunKey("regression", "synth", "original", "nmf", method, str(compression), 0), tmp_path / "run",
                       log=lambda m: None)
-    m = rec["metrics"]
-    assert 0 < m["test_mse"] < 10 and m["val_mse"] > 0
-    assert m["item_embedding_params"] == pytest.approx(m["item_compression_real"] / 100 * rec["tags"]["n_items"] * 6)
-    assert m["selected_step"] <= m["steps"]
+    m, tr = rec["metrics"], seen["trainer"]
+    assert 0 < m["test_mse"] < 10
+    n_items, R = rec["tags"]["n_items"], 6
+    rows, index = stored_size(tr.item_emb)
+    assert m["item_embedding_rows"] == rows and m["item_embedding_params"] == rows * R + index
+    assert m["user_embedding_params"] == 120 * R                        # users stay full
+    assert m["item_compression_real"] == pytest.approx(100 * (rows * R + index) / (n_items * R))
+    if method not in ("bh", "qr", "full"):
+        assert rows <= round(compression / 100 * n_items)               # within M_q
+    val = _val_curve(tmp_path / "run")
+    s = m["selected_step"]
+    assert s in val.index and m["val_mse"] == pytest.approx(val[s], rel=1e-9)   # the selected model is reported
+    assert (val[val.index > s] >= val[s]).all()                         # nothing better after it
+    if method in ALWAYS_SELECTABLE:
+        assert s == int(val.idxmin())
     if method == "cerp":
-        assert m["selected_step"] >= 20                 # only the pruned model may be selected
+        assert s >= 20                                  # only the pruned model may be selected

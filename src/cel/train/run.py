@@ -268,7 +268,8 @@ def write(cfg: ProjectConfig, d: RunData, tr: Trainer, parts: Parts, results: di
         "params": resolved,
     }
     write_json(out_dir / "metrics.json", record)   # last: its existence means the run is complete
-    (out_dir / "checkpoint.pt").unlink(missing_ok=True)
+    for stale in (out_dir / "checkpoint.pt", *out_dir.glob(".checkpoint.pt.*.tmp")):   # a kill mid-write
+        stale.unlink(missing_ok=True)
     return record
 
 
