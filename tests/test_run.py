@@ -165,3 +165,39 @@ def test_every_registered_method_runs_end_to_end(profile_path, tmp_path, method,
         assert s == int(val.idxmin())
     if method == "cerp":
         assert s >= 20                                  # only the pruned model may be selected
+
+
+@pytest.mark.parametrize("method, compression", [("full", "100"), ("cel", "10")])
+def test_blind_to_test_labels(profile_path, tmp_path, monkeypatch, method, compression):
+    """The blindness test (issue #10): the same run with the test labels replaced by noise selects
+    the same step, logs the same validation curve and ends with the same model; only test metrics
+    move. A selection that peeked at test data would fail here."""
+    import numpy as np
+
+    import cel.train.run as run_mod
+
+    cfg = load_config(profile_path(
+        methods={"full": {}, "cel": {"split_threshold": 0}},
+        train={"optimizer": "gd", "lr": 0.002, "steps": 300, "eval_every": 10, "log_every": 1000,
+               "val_fraction": 0.2, "patience": 5},
+        grid=[{"datasets": ["synth"], "methods": [method], "compressions": [int(compression)], "folds": [0]}]))
+    key = dataclasses.replace(SPEC, method=method, compression=compression)
+    honest = execute_run(cfg, key, tmp_path / "honest", log=lambda m: None)
+    real_load = run_mod.load_fold
+
+    def noisy_test(cfg_, key_):
+        fold, sha = real_load(cfg_, key_)
+        rng = np.random.default_rng(123)
+        fold.test = fold.test.assign(rating=rng.uniform(-50, 50, len(fold.test)))
+        return fold, sha
+
+    monkeypatch.setattr(run_mod, "load_fold", noisy_test)
+    blind = execute_run(cfg, key, tmp_path / "blind", log=lambda m: None)
+    a, b = honest["metrics"], blind["metrics"]
+    assert a["test_mse"] != b["test_mse"]                              # the noise reached the test set
+    assert a["selected_step"] == b["selected_step"] and a["steps"] == b["steps"]
+    assert {k: v for k, v in a.items() if not k.startswith("test_")} == \
+           {k: v for k, v in b.items() if not k.startswith("test_")}
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "honest" / "curves.parquet"),
+                                  pd.read_parquet(tmp_path / "blind" / "curves.parquet"))
+    assert not any(c.startswith("test_") for c in pd.read_parquet(tmp_path / "blind" / "curves.parquet"))
