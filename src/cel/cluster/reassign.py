@@ -114,7 +114,7 @@ def _dot_losses(A: torch.Tensor, inter: EntityInteractions, C: torch.Tensor, los
     per_chunk = max(1, min(chunk_elems, CACHE_ELEMS) // max(1, N, M))
     chunks = [(k0, C[k0:k0 + per_chunk]) for k0 in range(0, K, per_chunk)]
     if loss_terms is None:                                   # Σx² − 2 X P + W (P∘P)
-        W, X = _csr(inter.crow, inter.other, torch.ones_like(x), (M, N)), _csr(inter.crow, inter.other, x, (M, N))
+        W, X = inter.csr(torch.ones_like(x)), inter.csr(x)
         csum = torch.zeros(len(x) + 1, dtype=torch.float64)
         torch.cumsum(x.double().square(), 0, out=csum[1:])
         sq = (csum[inter.crow[1:]] - csum[inter.crow[:-1]]).to(dtype)    # (M,) Σ_{d ∈ D_j} x_d²

@@ -60,16 +60,22 @@ def sort_pairs(users: np.ndarray, items: np.ndarray) -> np.ndarray:
     return np.lexsort((items, users))
 
 
+def sampled_dot(crow: torch.Tensor, col: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """(D,) <A[r], B[c]> for every stored (r, c) of the CSR pattern (crow, col): an SDDMM, no (D, R)
+    gathers. The pattern's values are zeros: with beta=0 the CPU kernel still propagates NaN from
+    uninitialised values."""
+    pattern = torch.sparse_csr_tensor(crow, col, torch.zeros(len(col), dtype=A.dtype), (A.shape[0], B.shape[0]),
+                                      check_invariants=False)
+    return torch.sparse.sampled_addmm(pattern, A, B.T, beta=0.0).values()
+
+
 class _GatherDot(torch.autograd.Function):
     @staticmethod
     def forward(ctx, A, B, pairs: PairIndex):
         ctx.pairs = pairs
         ctx.save_for_backward(A, B)
-        # SDDMM on the user-major pattern: <A[u], B[i]> without the two (D, R) gathers (5-10x
-        # faster per step, benchmarks/bench_nmf_step.py). The pattern's values must be zeros:
-        # with beta=0 the CPU kernel still propagates NaN from uninitialised values.
-        pattern = pairs.user_csr(torch.zeros(len(pairs), dtype=A.dtype))
-        return torch.sparse.sampled_addmm(pattern, A, B.T, beta=0.0).values()
+        # SDDMM on the user-major pattern: 5-10x faster per step than gathers (bench_nmf_step.py)
+        return sampled_dot(pairs.u_crow, pairs.items, A, B)
 
     @staticmethod
     def backward(ctx, g):

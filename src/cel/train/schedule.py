@@ -19,6 +19,7 @@ from cel.cluster.reassign import cluster_losses, reassign
 from cel.cluster.split import SplitContext, split_mask
 from cel.embeddings.cel import CELEmbedding
 from cel.models.base import PairScorer
+from cel.models.pairs import sampled_dot
 from cel.cluster.interactions import EntityInteractions
 from cel.train.trainer import Callback, Trainer
 
@@ -134,8 +135,7 @@ class ClusterSchedule(Callback):
         Dot-product models: one SDDMM on the (M, N) interaction pattern, no (D, R) gathers."""
         inter, other = self.interactions(t), self.other_table(t)
         if isinstance(t.model, PairScorer):
-            pattern = inter.csr(torch.zeros(len(inter), dtype=table.dtype))
-            return torch.sparse.sampled_addmm(pattern, table, other.T, beta=0.0).values()
+            return sampled_dot(inter.crow, inter.other, table, other)
         o, x = other[inter.other], table[inter.entity()]
         return t.model(x, o) if self.side == "user" else t.model(o, x)
 
