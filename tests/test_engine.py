@@ -169,6 +169,10 @@ def test_cel_trains_and_clusters_with_every_feed(feed_kind, kw):
         assert np.mean(h.train_loss[-5:]) < np.mean(h.train_loss[:5])
     else:
         assert h.progressive and "progressive_mse" in h.progressive[-1] and h.progressive[-1]["n"] == 150
+        sizes = np.diff([0] + [r["n"] for r in h.progressive])             # MSE over the stream =
+        batch = np.array([r["batch_mse"] for r in h.progressive])          # size-weighted batch MSEs
+        assert h.progressive[-1]["progressive_mse"] == pytest.approx(float((sizes * batch).sum() / sizes.sum()))
+        assert [r["step"] for r in h.progressive if "progressive_mse" in r] == [10, 20, 30, 38]
 
 
 def test_a_model_asking_for_history_gets_it_in_every_batch():

@@ -40,6 +40,7 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "rmsprop": torch.optim.RMSprop,
 }
 EVAL_CHUNK = 1 << 16
+PROGRESSIVE_EVERY = 10      # steps between progressive scores over everything a stream has delivered
 
 
 class Callback:
@@ -113,6 +114,7 @@ class Trainer:
         self.best_val, self.best_step, self.best_state, self._stale = task.worst(), 0, None, 0
         self.optimizer = self.build_optimizer()
         self._prog: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._seen = 0
 
     # -- pieces a callback may call ------------------------------------------------------
     def build_optimizer(self) -> list[torch.optim.Optimizer]:
@@ -180,14 +182,25 @@ class Trainer:
         return loss.detach(), data.detach()
 
     def progressive_score(self, batch: Batch) -> None:
-        """Stream feeds: score the batch with the current model before training on it."""
+        """Stream feeds: score the batch with the current model before training on it. The batch's
+        own score is logged every step; the score over everything seen so far (all predictions
+        kept; AUC needs them) every ``PROGRESSIVE_EVERY`` steps and at the end, not on every batch,
+        which would cost O(seen) per step."""
         with torch.no_grad(), test_time(self.user_emb, self.item_emb):
             pred = predict(self.model, self.user_emb, self.item_emb, batch)
         self._prog.append((pred, batch.labels))
-        seen = torch.cat([p for p, _ in self._prog]), torch.cat([y for _, y in self._prog])
-        self.history.progressive.append({"step": self.step, "n": len(seen[0]),
-                                         **{f"batch_{k}": v for k, v in self.task.metrics(pred, batch.labels).items()},
-                                         **{f"progressive_{k}": v for k, v in self.task.metrics(*seen).items()}})
+        self._seen += len(pred)
+        self.history.progressive.append({"step": self.step, "n": self._seen,
+                                         **{f"batch_{k}": v for k, v in self.task.metrics(pred, batch.labels).items()}})
+        if self.step % PROGRESSIVE_EVERY == 0:
+            self._cumulative_score()
+
+    def _cumulative_score(self) -> None:
+        """Add the progressive (predict-then-train) score over every batch seen to the last record."""
+        if self._prog and "progressive_" + self.task.primary not in self.history.progressive[-1]:
+            seen = torch.cat([p for p, _ in self._prog]), torch.cat([y for _, y in self._prog])
+            self._prog = [seen]                                  # keep one tensor, not one per batch
+            self.history.progressive[-1].update({f"progressive_{k}": v for k, v in self.task.metrics(*seen).items()})
 
     def fit(self) -> History:
         cfg = self.cfg
@@ -224,6 +237,8 @@ class Trainer:
             if cfg.checkpoint_every and self.checkpoint_path and self.step % cfg.checkpoint_every == 0:
                 self.save_checkpoint(self.checkpoint_path)
         self.history.step_seconds = t_steps / max(1, self.step - start)
+        if self.feed.progressive:
+            self._cumulative_score()
         if self.best_state is not None:
             self.restore(self.best_state)
         self.trigger("on_fit_end")
@@ -257,7 +272,7 @@ class Trainer:
         return self.cfg.patience > 0 and self._stale >= self.cfg.patience
 
     # -- checkpoints ------------------------------------------------------------------------
-    _STATE = ("step", "history", "best_val", "best_step", "best_state", "_stale", "_prog",
+    _STATE = ("step", "history", "best_val", "best_step", "best_state", "_stale", "_prog", "_seen",
               "user_emb", "item_emb", "model", "optimizer", "callbacks")
 
     def save_checkpoint(self, path: str | Path) -> None:
