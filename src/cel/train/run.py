@@ -159,8 +159,7 @@ def build(cfg: ProjectConfig, d: RunData) -> Parts:
 
 
 # --------------------------------------------------------------------------------- train
-def batch_context(cfg: ProjectConfig, d: RunData, model) -> BatchContext | None:
-    feed_cfg = FeedConfig.from_dict(cfg.task(d.key.task).get("feed"))
+def batch_context(feed_cfg: FeedConfig, d: RunData, model) -> BatchContext | None:
     H = feed_cfg.history or model.history_len
     feats = {name: SIDE_FEATURES[name](d.items, d.fold.n_items) for name in model.side_features}
     return BatchContext(d.tables["train"], H, feats) if (H or feats) else None
@@ -168,8 +167,9 @@ def batch_context(cfg: ProjectConfig, d: RunData, model) -> BatchContext | None:
 
 def train(cfg: ProjectConfig, d: RunData, parts: Parts, out_dir: Path, log) -> Trainer:
     """Fit with the task's feed; validation (never test) selects the step; resume from a checkpoint."""
-    ctx = batch_context(cfg, d, parts.model)
-    feed = make_feed(FeedConfig.from_dict(cfg.task(d.key.task).get("feed")), d.tables["train"], d.key.seed, ctx)
+    feed_cfg = FeedConfig.from_dict(cfg.task(d.key.task).get("feed"))
+    ctx = batch_context(feed_cfg, d, parts.model)
+    feed = make_feed(feed_cfg, d.tables["train"], d.key.seed, ctx)
     val = make_batch(d.tables["val"], None, ctx, with_pairs=True) if len(d.tables["val"]) else None
 
     def evaluate(tr: Trainer) -> dict:
