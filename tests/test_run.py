@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from cel.config import load_config
+from cel.errors import ConfigError
 from cel.runkey import RunKey
 from cel.train.run import execute_run
 from conftest import tiny_profile
@@ -167,7 +168,59 @@ def test_every_registered_method_runs_end_to_end(profile_path, tmp_path, method,
         assert s >= 20                                  # only the pruned model may be selected
 
 
-@pytest.mark.parametrize("method, compression", [("full", "100"), ("cel", "10")])
+SELECT_TRAIN = {"optimizer": "gd", "lr": 0.002, "steps": 300, "eval_every": 10, "log_every": 1000,
+                "val_fraction": 0.2, "patience": 5}
+
+
+def test_refit_is_the_selected_steps_on_the_whole_training_fold(profile_path, tmp_path):
+    """With ``refit`` the reported model is exactly a run on the whole training fold (no
+    validation slice) for the selected number of steps; the held-out model's figures stay."""
+    overfit = {"datasets": {"synth": tiny_profile(tmp_path)["datasets"]["synth"] | {"noise": 0.8}},
+               "models": {"nmf": {"rank": 16, "reg": 0.0}}}
+    tr = {**SELECT_TRAIN, "lr": 0.01, "patience": 2}
+    cfg = load_config(profile_path(train={**tr, "refit": True}, **overfit))
+    rec = execute_run(cfg, SPEC, tmp_path / "refit", log=lambda m: None)
+    m = rec["metrics"]
+    s = m["selected_step"]
+    assert 0 < s < m["steps"] and m["refit_steps"] == s
+    assert {"holdout_test_mse", "holdout_train_mse", "val_mse"} <= set(m)
+    from cel.data.pipeline import load_fold
+    assert rec["tags"]["n_train"] == len(load_fold(cfg, SPEC)[0].train)                       # train + validation slice
+    alone = load_config(profile_path(train={**tr, "val_fraction": 0.0, "patience": 0, "steps": s}, **overfit))
+    same = execute_run(alone, SPEC, tmp_path / "alone", log=lambda m: None)["metrics"]
+    assert m["test_mse"] == same["test_mse"] and m["train_mse"] == same["train_mse"]
+    assert m["holdout_test_mse"] != m["test_mse"]
+
+
+def test_hand_grid_picks_the_best_validation_candidate(profile_path, tmp_path):
+    """A block's ``search`` trains each candidate on the validation split of its own fold and keeps
+    the best; each candidate's recorded score is what the same run with that value fixed reports."""
+    grid = [{"datasets": ["synth"], "methods": ["etree"], "compressions": [10], "folds": [0],
+             "search": {"etree": {"lam": [0.001, 10.0, 1000.0]}}}]
+    cfg = load_config(profile_path(methods={"etree": {}}, train=SELECT_TRAIN, grid=grid))
+    key = dataclasses.replace(SPEC, method="etree", compression="10")
+    rec = execute_run(cfg, key, tmp_path / "grid", log=lambda m: None)
+    trials = rec["selection"]["candidates"]
+    assert [t["params"]["lam"] for t in trials] == [0.001, 10.0, 1000.0]
+    scores = [t["val_mse"] for t in trials]
+    assert len(set(scores)) == 3                                        # the parameter reaches the model
+    best = trials[scores.index(min(scores))]
+    assert rec["selection"]["params"] == best["params"] and rec["metrics"]["val_mse"] == best["val_mse"]
+    assert rec["metrics"]["selected_step"] == best["selected_step"]
+    worst = trials[scores.index(max(scores))]
+    fixed = [{**grid[0], "search": {}, "params": {"etree": worst["params"]}}]
+    alone = execute_run(load_config(profile_path(methods={"etree": {}}, train=SELECT_TRAIN, grid=fixed)), key,
+                        tmp_path / "alone", log=lambda m: None)
+    assert alone["metrics"]["val_mse"] == worst["val_mse"]
+
+
+def test_hand_grid_needs_a_validation_slice(profile_path):
+    grid = [{"datasets": ["synth"], "methods": ["etree"], "compressions": [10], "search": {"etree": {"lam": [1.0]}}}]
+    with pytest.raises(ConfigError, match=r"grid\.search\.etree"):
+        load_config(profile_path(methods={"etree": {}}, grid=grid))
+
+
+@pytest.mark.parametrize("method, compression", [("full", "100"), ("cel", "10"), ("etree", "10")])
 def test_blind_to_test_labels(profile_path, tmp_path, monkeypatch, method, compression):
     """The blindness test (issue #10): the same run with the test labels replaced by noise selects
     the same step, logs the same validation curve and ends with the same model; only test metrics
@@ -177,10 +230,10 @@ def test_blind_to_test_labels(profile_path, tmp_path, monkeypatch, method, compr
     import cel.train.run as run_mod
 
     cfg = load_config(profile_path(
-        methods={"full": {}, "cel": {"split_threshold": 0}},
-        train={"optimizer": "gd", "lr": 0.002, "steps": 300, "eval_every": 10, "log_every": 1000,
-               "val_fraction": 0.2, "patience": 5},
-        grid=[{"datasets": ["synth"], "methods": [method], "compressions": [int(compression)], "folds": [0]}]))
+        methods={"full": {}, "cel": {"split_threshold": 0}, "etree": {}},
+        train={**SELECT_TRAIN, "refit": True},
+        grid=[{"datasets": ["synth"], "methods": [method], "compressions": [int(compression)], "folds": [0],
+               "search": {"etree": {"lam": [0.01, 1.0, 100.0]}}}]))
     key = dataclasses.replace(SPEC, method=method, compression=compression)
     honest = execute_run(cfg, key, tmp_path / "honest", log=lambda m: None)
     real_load = run_mod.load_fold
@@ -196,8 +249,10 @@ def test_blind_to_test_labels(profile_path, tmp_path, monkeypatch, method, compr
     a, b = honest["metrics"], blind["metrics"]
     assert a["test_mse"] != b["test_mse"]                              # the noise reached the test set
     assert a["selected_step"] == b["selected_step"] and a["steps"] == b["steps"]
-    assert {k: v for k, v in a.items() if not k.startswith("test_")} == \
-           {k: v for k, v in b.items() if not k.startswith("test_")}
+    assert honest["selection"] == blind["selection"]                  # same candidates, scores, choice
+    test_keys = ("test_", "holdout_test_")
+    assert {k: v for k, v in a.items() if not k.startswith(test_keys)} == \
+           {k: v for k, v in b.items() if not k.startswith(test_keys)}
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "honest" / "curves.parquet"),
                                   pd.read_parquet(tmp_path / "blind" / "curves.parquet"))
     assert not any(c.startswith("test_") for c in pd.read_parquet(tmp_path / "blind" / "curves.parquet"))

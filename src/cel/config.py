@@ -160,6 +160,7 @@ class TrainConfig:
     min_steps: int = 0
     checkpoint_every: int = 0
     grad_avg_scope: str = "loss"
+    refit: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ class ProjectConfig:
     split_seed: int
     only_datasets: tuple[str, ...] = field(default_factory=tuple)
     _block_params: dict = field(default_factory=dict, repr=False)
+    _block_search: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_dict(cls, cfg: dict) -> "ProjectConfig":
@@ -218,6 +220,11 @@ class ProjectConfig:
             params = {**params, **self._block_params.get(key.key, {})}
         return params
 
+    def method_search(self, name: str, key: RunKey) -> dict[str, list]:
+        """The hand grid of the grid block that defines ``key``: parameter -> candidate values,
+        each tried on the fold's own validation slice (nested selection, never test)."""
+        return self._block_search.get(key.key, {})
+
     def task(self, name: str) -> dict:
         """A named task entry: ``kind`` (Task registry), ``threshold``, ``feed``, ``train`` overrides."""
         return self.raw["tasks"][name]
@@ -251,6 +258,10 @@ class ProjectConfig:
                 key = RunKey(task, ds, var, model, method, format_compression(cr), fold, seed)
                 out.setdefault(key.key, key)
                 self._block_params.setdefault(key.key, block["params"].get(method, {}))
+                self._block_search.setdefault(key.key, block["search"].get(method, {}))
+                if self._block_search[key.key] and self.train_for(key).val_fraction <= 0:
+                    raise ConfigError(f"config invalid value at 'grid.search.{method}': a hand grid needs a "
+                                      f"validation slice (train.val_fraction > 0), never the test fold")
         return list(out.values())
 
     def resolved_run(self, key: RunKey) -> dict:
@@ -264,6 +275,7 @@ class ProjectConfig:
             "model": asdict(self.model(key.model)),
             "method": {"base": self.method_class(key.method), **self.method_params(key.method, key)},
             "train": asdict(self.train_for(key)),
+            **({"search": search} if (search := self.method_search(key.method, key)) else {}),
         }
 
 

@@ -1,4 +1,11 @@
-"""One run (a :class:`~cel.runkey.RunKey`), as a pipeline: load → build → train → evaluate → write.
+"""One run (a :class:`~cel.runkey.RunKey`), as a pipeline: load → select → refit → evaluate → write.
+
+Selection (never test): every candidate of the block's hand grid (``grid[].search``; one
+candidate when there is none) trains on the training fold minus its validation slice, validation
+picks the step and the candidate. With ``train.refit`` the winner then trains again on the whole
+training fold for the selected number of steps (A.1: the paper trains on the 80% fold and tunes
+the iterations by validation); its test metrics are the run's, and the held-out model's stay in
+``metrics.json`` as ``holdout_*``.
 
 Writes into the run folder: ``config.yaml`` (resolved), ``curves.parquet`` (per-step loss,
 periodic validation metrics, progressive scores on a stream), ``assignments.parquet`` (clustered
@@ -10,7 +17,8 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -96,11 +104,14 @@ def load(cfg: ProjectConfig, key: RunKey, threads: int | None = None) -> RunData
 
 
 # --------------------------------------------------------------------------------- build
-def build_embeddings(cfg: ProjectConfig, key: RunKey, n_users: int, n_items: int, generator: torch.Generator):
+def build_embeddings(cfg: ProjectConfig, key: RunKey, n_users: int, n_items: int, generator: torch.Generator,
+                     overrides: dict | None = None):
     """(user embedding, item embedding). Table 2/7 protocol: only item embeddings are compressed,
-    users stay full; a method whose parameters say ``entities: user|both`` compresses that side too."""
+    users stay full; a method whose parameters say ``entities: user|both`` compresses that side too.
+    ``overrides``: one candidate of the block's hand grid."""
     method = EMBEDDINGS[cfg.method_class(key.method)]
-    params = method.Params.from_dict(cfg.method_params(key.method, key), key=f"methods.{key.method}")
+    where = f"grid.search.{key.method}" if overrides else f"methods.{key.method}"
+    params = method.Params.from_dict({**cfg.method_params(key.method, key), **(overrides or {})}, key=where)
     sides, cr, rank = getattr(params, "entities", "item"), float(key.compression), cfg.model(key.model).rank
     full = FullEmbedding.Params(init_scale=params.init_scale)     # both sides share D.1's reading
     user_emb = (method(n_users, rank, cr, params, generator) if sides in ("user", "both")
@@ -142,10 +153,12 @@ def clustered_sides(user_emb, item_emb) -> list[tuple[str, ClusteredEmbedding]]:
     return [(side, e) for side, e in (("user", user_emb), ("item", item_emb)) if isinstance(e, ClusteredEmbedding)]
 
 
-def build(cfg: ProjectConfig, d: RunData) -> Parts:
-    """Model and embeddings; data-aware methods see the training part once; CEL gets its schedule."""
+def build(cfg: ProjectConfig, d: RunData, overrides: dict | None = None) -> Parts:
+    """Model and embeddings from the run seed; data-aware methods see the training part once;
+    CEL gets its schedule. Every candidate and the refit start from the same random state."""
+    d.generator = set_determinism(d.key.seed, d.threads)
     model = MODELS[d.key.model](nonneg=cfg.model(d.key.model).nonneg)
-    user_emb, item_emb = build_embeddings(cfg, d.key, d.fold.n_users, d.fold.n_items, d.generator)
+    user_emb, item_emb = build_embeddings(cfg, d.key, d.fold.n_users, d.fold.n_items, d.generator, overrides)
     col = {c: torch.tensor(d.train[c].to_numpy()) for c in ("user", "item", "rating")}   # copies
     for emb, own, other, n_own, n_other in ((user_emb, "user", "item", d.fold.n_users, d.fold.n_items),
                                             (item_emb, "item", "user", d.fold.n_items, d.fold.n_users)):
@@ -165,7 +178,7 @@ def batch_context(feed_cfg: FeedConfig, d: RunData, model) -> BatchContext | Non
     return BatchContext(d.tables["train"], H, feats) if (H or feats) else None
 
 
-def train(cfg: ProjectConfig, d: RunData, parts: Parts, out_dir: Path, log) -> Trainer:
+def train(cfg: ProjectConfig, d: RunData, parts: Parts, out_dir: Path, log, ckpt_name: str = "checkpoint.pt") -> Trainer:
     """Fit with the task's feed; validation (never test) selects the step; resume from a checkpoint."""
     feed_cfg = FeedConfig.from_dict(cfg.task(d.key.task).get("feed"))
     ctx = batch_context(feed_cfg, d, parts.model)
@@ -178,7 +191,7 @@ def train(cfg: ProjectConfig, d: RunData, parts: Parts, out_dir: Path, log) -> T
         pred = predict_all(tr.model, tr.user_emb, tr.item_emb, val)
         return {f"val_{k}": v for k, v in d.task.metrics(pred, val.labels).items()}
 
-    ckpt = out_dir / "checkpoint.pt"
+    ckpt = out_dir / ckpt_name
     trainer = Trainer(d.task, feed, parts.model, parts.user_emb, parts.item_emb, d.train_cfg,
                       reg=cfg.model(d.key.model).reg, evaluate=evaluate,
                       callbacks=[GradientAveraging(d.train_cfg.grad_avg_scope), MethodSteps(), *parts.schedules], log=log,
@@ -249,41 +262,105 @@ def size_metrics(tr: Trainer, n_items: int) -> dict:
             "item_compression_real": 100.0 * i.num_parameters() / (n_items * i.dim)}
 
 
-def write(cfg: ProjectConfig, d: RunData, tr: Trainer, parts: Parts, results: dict, out_dir: Path, wall: float) -> dict:
+def write(cfg: ProjectConfig, d: RunData, chosen: Fitted, final: Fitted, trials: list[dict], results: dict,
+          out_dir: Path, wall: float) -> dict:
+    """metrics.json (last) and the files beside it. ``chosen`` is the selected model trained on
+    train minus validation, ``final`` the reported one (``chosen`` itself without refit)."""
     resolved = cfg.resolved_run(d.key)
-    clusters = cluster_record(tr, parts, out_dir)
+    tr, sel = final.trainer, chosen.trainer
+    clusters = cluster_record(tr, final.parts, out_dir)
     write_text(out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=True))
-    write_parquet(curves_frame(tr), out_dir / "curves.parquet")
-    metrics = {**results["metrics"], **size_metrics(tr, d.fold.n_items), "steps": tr.step,
-               "selected_step": tr.selected_step,
+    write_parquet(curves_frame(sel), out_dir / "curves.parquet")          # carries the validation curve
+    if final is not chosen:
+        write_parquet(curves_frame(tr), out_dir / "refit_curves.parquet")
+    metrics = {**results["metrics"], **size_metrics(tr, d.fold.n_items), "steps": sel.step,
+               "selected_step": sel.selected_step,
+               **({"refit_steps": tr.step} if final is not chosen else {}),
                **{f"final_clusters_{side}": c["final_clusters"] for side, c in clusters.items()}}
     record = {
         "run": d.key.as_dict(), "task": d.task.kind, "metrics": metrics,
         "timing": {"step_seconds": tr.history.step_seconds, "wall_seconds": wall},   # not deterministic
         "clusters": clusters,
+        "selection": {"params": chosen.params, "candidates": trials},
         "test_mse_by_item_interactions": results.get("buckets", {}),     # Figure 4
         "tags": {"git_commit": git_commit(), "config_hash": config_hash(resolved), "data_sha256": d.data_sha,
-                 "n_users": d.fold.n_users, "n_items": d.fold.n_items, "n_train": len(d.tables["train"]),
+                 "n_users": d.fold.n_users, "n_items": d.fold.n_items, "n_train": len(final.data.tables["train"]),
                  "n_test": len(d.tables["test"]), "threads": d.threads},
         "params": resolved,
     }
     write_json(out_dir / "metrics.json", record)   # last: its existence means the run is complete
-    for stale in (out_dir / "checkpoint.pt", *out_dir.glob(".checkpoint.pt.*.tmp")):   # a kill mid-write
+    for stale in (*out_dir.glob("checkpoint*.pt"), *out_dir.glob(".checkpoint*.tmp")):   # a kill mid-write
         stale.unlink(missing_ok=True)
     return record
 
 
+# ------------------------------------------------------------------------ select / refit
+@dataclass
+class Fitted:
+    """A trained candidate: its hand-grid parameters, its parts and trainer, the data it saw."""
+
+    params: dict
+    parts: Parts
+    trainer: Trainer
+    data: RunData
+
+
+def candidates(space: dict[str, list]) -> list[dict]:
+    """Every combination of a hand grid, in a fixed order ([{}] for no grid)."""
+    names = sorted(space)
+    return [dict(zip(names, values)) for values in product(*(space[n] for n in names))]
+
+
+def select(cfg: ProjectConfig, d: RunData, out_dir: Path, log) -> tuple[Fitted, list[dict]]:
+    """Train every candidate on train minus validation; validation alone picks the step (inside
+    the trainer) and the candidate (first best on ties). Returns the winner and every trial."""
+    cands = candidates(cfg.method_search(d.key.method, d.key))
+    key = f"val_{d.task.primary}"
+    best, trials = None, []
+    for i, params in enumerate(cands):
+        parts = build(cfg, d, params)
+        tr = train(cfg, d, parts, out_dir, log, f"checkpoint.c{i}.pt" if len(cands) > 1 else "checkpoint.pt")
+        score = float(tr.best_val) if tr.best_state is not None else None     # None: nothing was validated
+        trials.append({"params": params, key: score, "selected_step": tr.selected_step, "steps": tr.step})
+        if len(cands) > 1:
+            log(f"[cel] candidate {i + 1}/{len(cands)} {params}: {key}={tr.best_val:.4f} at step {tr.selected_step}")
+        if best is None or d.task.better(tr.best_val, best.trainer.best_val):
+            best = Fitted(params, parts, tr, d)
+    return best, trials
+
+
+def refit(cfg: ProjectConfig, d: RunData, chosen: Fitted, out_dir: Path, log) -> Fitted:
+    """The chosen candidate trained again on the whole training fold (train + validation slice)
+    for the selected number of steps, from the same seed; nothing is evaluated during it."""
+    steps = chosen.trainer.selected_step
+    whole = d.fold.train.reset_index(drop=True)
+    tables = {"train": InteractionTable.from_frame(whole, d.fold.n_users, d.fold.n_items, d.task.labels),
+              "val": InteractionTable.from_frame(whole.iloc[:0], d.fold.n_users, d.fold.n_items, d.task.labels),
+              "test": d.tables["test"]}
+    tcfg = replace(d.train_cfg, steps=steps, val_fraction=0.0, patience=0, min_steps=0, eval_every=steps)
+    dr = replace(d, train=whole, tables=tables, train_cfg=tcfg)
+    log(f"[cel] refit on the whole training fold ({len(whole)} interactions) for {steps} steps")
+    parts = build(cfg, dr, chosen.params)
+    return Fitted(chosen.params, parts, train(cfg, dr, parts, out_dir, log, "checkpoint.refit.pt"), dr)
+
+
 def execute_run(cfg: ProjectConfig, key: RunKey, out_dir: str | Path, threads: int | None = None, log=None) -> dict:
-    """load → build → train → evaluate → write; returns the metrics.json record."""
+    """load → select → refit → evaluate → write; returns the metrics.json record."""
     out_dir, t0 = Path(out_dir), time.perf_counter()
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     d = load(cfg, key, threads)
     log(f"[cel] run {key}: {d.fold.n_users} users, {d.fold.n_items} items, {len(d.tables['train'])} train / "
         f"{len(d.tables['val'])} val / {len(d.tables['test'])} test interactions, {d.threads} thread(s)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = build(cfg, d)
-    tr = train(cfg, d, parts, out_dir, log)
-    record = write(cfg, d, tr, parts, evaluate(d, tr), out_dir, time.perf_counter() - t0)
+    chosen, trials = select(cfg, d, out_dir, log)
+    results = evaluate(d, chosen.trainer)
+    final = chosen
+    if d.train_cfg.refit and len(d.tables["val"]):
+        final = refit(cfg, d, chosen, out_dir, log)
+        held = {(k if k.startswith("val_") else f"holdout_{k}"): v for k, v in results["metrics"].items()}
+        results = evaluate(final.data, final.trainer)
+        results["metrics"].update(held)
+    record = write(cfg, d, chosen, final, trials, results, out_dir, time.perf_counter() - t0)
     main = f"test_{d.task.primary}"
     log(f"[cel] done {key}: {main}={record['metrics'][main]:.4f} ({record['timing']['wall_seconds']:.1f}s)")
     return record
