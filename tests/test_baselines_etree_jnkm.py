@@ -92,6 +92,16 @@ def test_etree_parents_solve_the_tree_objective():
     assert torch.allclose(flat.parents[2], flat.weight.detach()[flat.assign == 2].mean(0), atol=1e-6)
 
 
+def test_etree_root_weight_defaults_to_lam():
+    """lam_root unset = lam (the one knob the hand grid tunes); set, it changes the parents."""
+    tied, same, other = (_build(ETreeEmbedding, 10.0, lam=3.0, **kw) for kw in ({}, {"lam_root": 3.0}, {"lam_root": 0.3}))
+    for emb in (tied, same, other):
+        with torch.no_grad():
+            emb.assign.copy_(torch.arange(M) % 5)
+        emb.update_parents()
+    assert torch.equal(tied.parents, same.parents) and not torch.allclose(tied.parents, other.parents)
+
+
 def test_etree_root_shrinks_small_clusters_more():
     emb = _build(ETreeEmbedding, 10.0, lam=1.0, lam_root=10.0, root_iters=50)
     with torch.no_grad():

@@ -43,6 +43,10 @@ class MethodParams:
                 raise ConfigError(f"config unknown key at '{key}.{k}' (known: {', '.join(names) or 'none'})")
             default = names[k].default
             want = type(default)
+            if default is None:                 # an optional number ("float | None"): None or a number
+                want = float if "float" in str(names[k].type) else want
+                if v is None:
+                    continue
             ok = (isinstance(v, bool) if want is bool else
                   isinstance(v, (int, float)) and not isinstance(v, bool) if want is float else
                   isinstance(v, int) and not isinstance(v, bool) if want is int else

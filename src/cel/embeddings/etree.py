@@ -28,7 +28,7 @@ from cel.embeddings.cluster_regularized import ClusterRegularizedEmbedding, Clus
 
 @dataclass(frozen=True)
 class ETreeParams(ClusterRegularizedParams):
-    lam_root: float = 1.0       # λ_root of the parent -> root penalty
+    lam_root: float | None = None   # λ_root of the parent -> root penalty; None = lam (one knob to tune)
     root_iters: int = 3         # parent/root alternations per update
 
 
@@ -42,7 +42,8 @@ class ETreeEmbedding(ClusterRegularizedEmbedding):
 
     @torch.no_grad()
     def update_parents(self) -> None:
-        lam, lam_root = self.params.lam, self.params.lam_root
+        lam = self.params.lam
+        lam_root = lam if self.params.lam_root is None else self.params.lam_root
         sums, n = self.member_sums()
         root = sums.sum(0) / n.sum().clamp_min(1)            # first guess: the mean of all leaves
         for _ in range(self.params.root_iters):
