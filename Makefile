@@ -13,7 +13,7 @@ DATASETS ?= ml-100k
 CEL_DATA_MIRROR ?= $(abspath ../shared/data/movielens)
 export CEL_DATA_MIRROR
 
-.PHONY: run test smoke quick engine venv bench mlflow-ui clean
+.PHONY: run readme test smoke quick engine venv bench mlflow-ui clean
 
 $(BIN)/cel: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ venv: $(BIN)/cel
 
 run: $(BIN)/cel
 	$(BIN)/snakemake $(TARGET) --cores $(CORES) --configfile $(PROFILE) --config only_datasets=$(DATASETS)
+
+# After `make run`: copy the figures the README quotes into docs/results/ and regenerate its
+# numbers (tests/test_readme.py checks the README against that snapshot)
+readme: $(BIN)/cel
+	$(BIN)/cel readme $(PROFILE)
 
 smoke: $(BIN)/cel
 	$(BIN)/snakemake all --cores $(CORES) --configfile config/smoke.yaml

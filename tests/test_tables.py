@@ -4,6 +4,7 @@ within a fold first), the paper's value and the delta, claims in the metric's di
 Tables 2, 3, 5, 6, 8, 9, 10, 12, 13 and 14 are declared here, shaped like the paper's, over one
 synthetic summary; each is checked against numbers worked out by hand.
 """
+import dataclasses
 import json
 import math
 
@@ -13,7 +14,7 @@ import pytest
 
 from cel.paper import paper_value
 from cel.report import COLUMNS, canon, summarize
-from cel.tables import (TABLE7_METHODS, TABLES, Axis, Claim, PaperRef, TableSpec, cell_stats, check_claims,
+from cel.tables import (TABLE7_METHODS, latex_escape, TABLES, Axis, Claim, PaperRef, TableSpec, cell_stats, check_claims,
                         fold_values, holm, render, write_table)
 
 # ---------------------------------------------------------------------------------------------
@@ -26,7 +27,7 @@ def mean_of(base):
     return base + 0.012
 
 
-STD, N = 0.01, 3
+STD, N = 0.01, "3\\times2"     # 3 folds x 2 seeds (averaged within each fold first)
 TRAIN_GD = {"train.optimizer": "gd", "train.lr": "0.0001"}
 CEL = {"param.base": "cel", "param.t1": "40", "param.split": "True", "param.split_method": "gpca",
        "param.delta": "zero", "param.init": "random", "param.cluster_after_init": "True",
@@ -178,6 +179,16 @@ def _cell_text(mean, std, n, paper=None, digits=4):
 def _record(run, metrics, method=None, train=None, timing=None):
     return {"run": run, "metrics": metrics, "timing": timing or {}, "clusters": {}, "tags": {},
             "params": {"method": method or {}, "train": train or {}}}
+
+
+def test_summarize_reports_the_hand_grids_choice(tmp_path):
+    rec = _record({"task": "regression", "dataset": "ml-100k", "variant": "original", "model": "nmf",
+                   "method": "etree", "compression": "5", "fold": 0, "seed": 0}, {"test_mse": 0.9},
+                  method={"base": "etree", "lam": 1.0, "update_every": 10})
+    rec["selection"] = {"params": {"lam": 10.0}, "candidates": []}
+    (tmp_path / "metrics.json").write_text(json.dumps(rec))
+    row = summarize([tmp_path / "metrics.json"]).iloc[0]
+    assert (row["param.lam"], row["param.update_every"]) == ("10", "10")
 
 
 def test_summarize_new_and_old_records(tmp_path):
@@ -418,9 +429,9 @@ def test_table3_metrics_as_columns_higher_auc_wins(summary):
     assert "Metric & \\multicolumn{4}{c}{AUC (\\%)} & \\multicolumn{4}{c}{Logloss} \\\\" in tex
     cel = _row(tex, "CEL-Lite &").split(" & ")
     # AUC 5%: base 0.70 -> 71.20 +- 1.00 (in %); paper 73.50 -> delta -2.30
-    assert cel[3] == f"\\shortstack{{{_cell_text(71.2, 1.0, 3, 73.50, digits=2)}}}"
+    assert cel[3] == f"\\shortstack{{{_cell_text(71.2, 1.0, N, 73.50, digits=2)}}}"
     # logloss is not scaled and has no published value
-    assert cel[7] == f"\\shortstack{{{_cell_text(0.512, 0.01, 3, digits=2)}}}"
+    assert cel[7] == f"\\shortstack{{{_cell_text(0.512, 0.01, N, digits=2)}}}"
     stats = cell_stats(summary, TABLE3_METRICS)
     _hand_cells(summary, TABLE3_METRICS, stats)
     direction = dict(zip(stats["metric"], stats["higher_is_better"]))
@@ -444,7 +455,7 @@ def test_table3_three_column_levels(summary):
             "\\multicolumn{4}{c}{DeepFM} & \\multicolumn{4}{c}{DIN} \\\\") in tex
     # Electronics, DeepFM, 2%: Modulo 61.20 against the paper's 48.61
     modulo = _row(tex, "Modulo &").split(" & ")
-    assert modulo[12] == f"\\shortstack{{{_cell_text(61.2, 1.0, 3, 48.61, digits=2)}}}"
+    assert modulo[12] == f"\\shortstack{{{_cell_text(61.2, 1.0, N, 48.61, digits=2)}}}"
     stats = cell_stats(summary, TABLE3)
     assert len(stats) == 2 * 2 * (1 + 3 + 4)
     _hand_cells(summary, TABLE3, stats)
@@ -1019,4 +1030,18 @@ def test_footnote_and_printed_lines_report_the_tests(tmp_path):
     assert list(csv.columns[-7:]) == ["margin", "n_pairs", "mean_diff", "t", "p_value", "p_holm", "significant"]
     assert csv.set_index("claim").loc["cel < jnkm", "p_holm"] == pytest.approx(row["p_holm"])
     # no claim rows: no footnote
-    assert "Holm" not in render(_runs({"cel": {0: 0.8}}, compression="100"), TABLES["table7"])
+    assert "Holm)" not in render(_runs({"cel": {0: 0.8}}, compression="100"), TABLES["table7"])
+
+
+def test_table7_lists_its_deviations_with_evidence():
+    """Every deviation the spec names is printed under the table, with its evidence, once."""
+    from cel.paper import deviations
+
+    tex = render(_runs({"cel": {0: 0.8}}, compression="100"), TABLES["table7"])
+    items = [line for line in tex.splitlines() if line.startswith("\\item ")]
+    assert len(items) == len(TABLES["table7"].deviations) >= 5
+    for dev_id, line in zip(TABLES["table7"].deviations, items):
+        d = deviations()[dev_id]
+        assert line.startswith(f"\\item {latex_escape(d['what'])}:") and latex_escape(d["evidence"]) in line
+    with pytest.raises(ValueError, match="unknown deviation"):
+        dataclasses.replace(TABLES["table7"], deviations=("no_such_thing",))

@@ -9,6 +9,7 @@
     cel mirror   CONFIG RUN_DIR...              mirror metrics.json files to MLflow
     cel summarize CONFIG... [--out CSV]         all runs of the grid -> summary.csv (long format)
     cel table    CONFIG... --name table7 [--summary CSV] [--out TEX]   (+ cells .csv, claims _claims.csv)
+    cel readme   CONFIG... [--check]            results -> docs/results/ -> the README's generated blocks
 
 CONFIG is one or more YAML profiles (later ones override earlier ones). Each subcommand is one
 entry of ``COMMANDS`` (its arguments and its handler); ``main`` dispatches through the table.
@@ -142,7 +143,30 @@ def cmd_table(cfg: ProjectConfig, args) -> int:
     return 0
 
 
+def cmd_readme(cfg: ProjectConfig, args) -> int:
+    """Snapshot the results the README quotes into docs/results/ and regenerate its blocks."""
+    from cel import readme
+
+    snap, doc = Path(args.snapshot), Path(args.readme)
+    if args.check:
+        if readme.render_readme(doc.read_text(), readme.blocks(snap)) != doc.read_text():
+            print(f"cel: {doc} differs from what {snap} generates: run `make readme`", file=sys.stderr)
+            return 1
+        print(f"{doc} matches {snap}")
+        return 0
+    for f in readme.snapshot(cfg.results_dir, snap):
+        print(f"wrote {f}")
+    print(f"{doc}: {'updated' if readme.update(doc, snap) else 'unchanged'}")
+    return 0
+
+
 # ------------------------------------------------------------------------- the table
+def _args_readme(sp) -> None:
+    sp.add_argument("--snapshot", default="docs/results", help="folder of the figures the README quotes")
+    sp.add_argument("--readme", default="README.md")
+    sp.add_argument("--check", action="store_true", help="only check the README against the snapshot")
+
+
 def _args_dataset(sp, variant: bool = False) -> None:
     sp.add_argument("--dataset", required=True)
     if variant:
@@ -175,6 +199,8 @@ COMMANDS: dict[str, tuple[str, Callable, Handler, bool]] = {
     "summarize": ("collect the grid's metrics.json into summary.csv",
                   lambda sp: sp.add_argument("--out"), cmd_summarize, True),
     "table": ("render a LaTeX table (+ cells and claims CSV) from summary.csv", _args_table, cmd_table, True),
+    "readme": ("snapshot results into docs/results and regenerate the README's numbers", _args_readme,
+               cmd_readme, True),
 }
 
 

@@ -26,3 +26,19 @@ def paper_value(table: str, dataset: str, method: str, compression: str, model: 
         return None
     v = row.get(str(compression))
     return float(v) if v is not None else None
+
+
+DEVIATION_KEYS = ("id", "what", "paper", "ours", "evidence")
+
+
+@lru_cache(maxsize=1)
+def deviations() -> dict[str, dict]:
+    """Where our protocol departs from the paper (resources/deviations.yaml), by id, in file order."""
+    entries = yaml.safe_load(resources.files("cel").joinpath("resources/deviations.yaml").read_text())
+    out = {}
+    for i, e in enumerate(entries):
+        missing = [k for k in DEVIATION_KEYS if not str(e.get(k, "")).strip()]
+        if missing:
+            raise ValueError(f"resources/deviations.yaml entry {i}: missing {', '.join(missing)}")
+        out[e["id"]] = e
+    return out

@@ -3,7 +3,8 @@
 Columns: ``COLUMNS`` (the run's grid coordinates, the metric and its value), then one column
 ``param.<name>`` per resolved method parameter (``record["params"]["method"]``) and one column
 ``train.<name>`` per training setting (``record["params"]["train"]``, e.g. the optimizer of Table 13),
-each stringified by :func:`canon` and empty where a run's method lacks it. Records written before
+each stringified by :func:`canon` and empty where a run's method lacks it; where a hand grid chose
+a parameter (``record["selection"]["params"]``), the chosen value. Records written before
 the grid had tasks and seeds read as task ``regression``, seed 0. Only metrics.json is read.
 """
 from __future__ import annotations
@@ -45,8 +46,12 @@ def canon(value) -> str | None:
 
 
 def _params(record: dict) -> dict[str, str]:
+    """The run's parameters; a hand grid's choice (``selection.params``) replaces the base value."""
     out = {}
-    params = record.get("params") or {}
+    params = dict(record.get("params") or {})
+    chosen = (record.get("selection") or {}).get("params") or {}
+    if chosen:
+        params["method"] = {**(params.get("method") or {}), **chosen}
     for section, prefix in PARAM_SECTIONS:
         block = params.get(section)
         if not isinstance(block, dict):

@@ -243,6 +243,8 @@ class TableSpec:
     digits: int = 4
     #: family-wise level of the claims' tests (Holm over all claim rows of the table)
     alpha: float = 0.05
+    #: ids in resources/deviations.yaml listed under the table (each with its evidence)
+    deviations: tuple[str, ...] = ()
 
     def __post_init__(self):
         rows = tuple(_as_axis(a) for a in (self.rows if isinstance(self.rows, (tuple, list)) else (self.rows,)))
@@ -283,6 +285,10 @@ class TableSpec:
                 raise ValueError(f"table {self.name}: paper path uses {sorted(missing)}, neither an axis "
                                  f"nor fixed by a filter")
         object.__setattr__(self, "scale", dict(self.scale))
+        from cel.paper import deviations
+        unknown = [d for d in self.deviations if d not in deviations()]
+        if unknown:
+            raise ValueError(f"table {self.name}: unknown deviation ids {unknown} (resources/deviations.yaml)")
         if not 0 < float(self.alpha) < 1:
             raise ValueError(f"table {self.name}: alpha must be in (0, 1), got {self.alpha!r}")
 
@@ -331,7 +337,7 @@ TABLES: dict[str, TableSpec] = {
     "table7": TableSpec(
         name="table7",
         caption="Test MSE of rating prediction with NMF (Table 7), item embeddings compressed, users "
-                "full. Ours: mean $\\pm$ std over folds (n = folds run); below: [paper; ours $-$ paper]; "
+                "full. Ours: mean $\\pm$ std over folds (n = folds, or folds $\\times$ seeds where seeds are averaged within each fold first); below: [paper; ours $-$ paper]; "
                 "``stores'': what the method really stores at test time (rows, indices, codes, weights) "
                 "in \\% of a full item table, where it differs from the nominal ratio $M_q/M$.",
         rows=Axis("method", values=TABLE7_METHODS),
@@ -353,6 +359,8 @@ TABLES: dict[str, TableSpec] = {
                                                       "prehash_k4", "prehash_kmq")),
             Claim("cel", "full", ("100",)), Claim("cel", "etree", ("100",)), Claim("cel", "jnkm", ("100",)),
         ),
+        deviations=("init_scale", "steps", "nested_lam", "fixed_fold0", "etree_jnkm_test_time", "bh_pooling",
+                    "prehash_weights", "seeds", "extra_rows"),
     ),
 }
 
@@ -512,7 +520,9 @@ def _cell(stat: Mapping | None, paper: float | None, digits: int, note: str | No
     if stat is None:
         return "--" if paper is None else f"\\shortstack{{-- \\\\ \\scriptsize[{paper:.{digits}f}]}}"
     mean, std, n = float(stat["mean"]), float(stat["std"]), int(stat["n"])
-    ours = f"{mean:.{digits}f} $\\pm$ {std:.{digits}f}$^{{n={n}}}$"
+    runs = int(stat.get("runs") or n)
+    count = f"{n}\\times{runs // n}" if runs > n and n else f"{n}"      # folds x seeds averaged within
+    ours = f"{mean:.{digits}f} $\\pm$ {std:.{digits}f}$^{{n={count}}}$"
     if paper is None:
         return f"\\shortstack{{{ours} \\\\ \\scriptsize[--]{extra}}}"
     return f"\\shortstack{{{ours} \\\\ \\scriptsize[{paper:.{digits}f}; ${mean - paper:+.{digits}f}$]{extra}}}"
@@ -597,8 +607,30 @@ def render(summary: pd.DataFrame, spec: TableSpec, stats: pd.DataFrame | None = 
         claims = check_claims(stats, spec, summary)
     if claims is not None and len(claims):
         lines += ["\\par\\smallskip", f"{{\\footnotesize {significance_note(claims, spec)}}}"]
+    lines += deviation_lines(spec)
     lines += ["\\end{table*}", ""]
     return "\n".join(lines)
+
+
+def latex_escape(text: str) -> str:
+    for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("$", "\\$"), ("#", "\\#"),
+                 ("_", "\\_"), ("{", "\\{"), ("}", "\\}"), ("~", "\\textasciitilde{}"), ("^", "\\^{}")):
+        text = text.replace(a, b)
+    return text
+
+
+def deviation_lines(spec: TableSpec) -> list[str]:
+    """The table's deviations from the paper, each with its evidence, as a footnote list."""
+    from cel.paper import deviations
+
+    if not spec.deviations:
+        return []
+    lines = ["\\par\\smallskip", "{\\footnotesize Deviations from the paper (evidence in brackets):",
+             "\\begin{itemize}\\setlength{\\itemsep}{0pt}"]
+    for d in (deviations()[i] for i in spec.deviations):
+        lines.append(f"\\item {latex_escape(d['what'])}: paper: {latex_escape(d['paper'])}; ours: "
+                     f"{latex_escape(d['ours'])} [{latex_escape(d['evidence'])}]")
+    return lines + ["\\end{itemize}}"]
 
 
 # -- claims ------------------------------------------------------------------------------------
