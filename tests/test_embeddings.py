@@ -88,7 +88,10 @@ def stored_size(emb) -> tuple[int, int]:
             return emb.weight.shape[0], 0
         if isinstance(emb, CELEmbedding):              # one row per used cluster (+ untied rows), M indices
             own = int(emb.personal_mask.sum()) if emb.personal is not None else 0
-            return int(torch.unique(emb.assign).numel()) + own, emb.assign.numel()
+            used = emb.assign
+            if type(emb).__name__ == "CELLiteEmbedding":   # + its M_0 initial clusters, kept for unseen ids
+                used = torch.cat([used, torch.arange(emb.params.m0)])
+            return int(torch.unique(used).numel()) + own, emb.assign.numel()
         if isinstance(emb, ClusterRegularizedEmbedding):
             if torch.equal(emb.table(), emb.weight):   # 100 %: the leaves themselves, no index
                 return emb.weight.shape[0], 0

@@ -2,6 +2,7 @@
 an entity), the one Trainer across feeds (CEL schedule included) and checkpoint/resume."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -241,3 +242,19 @@ def test_schedule_statistics_fast_path_equals_generic_and_brute_force(side):
     resid = x - o @ own[j]
     assert torch.allclose(g_fast[j], 2 * (resid[:, None] * o).sum(0), atol=1e-4)      # -dL/db_j
     assert float(l_fast[j]) == pytest.approx(float(resid.pow(2).sum()), rel=1e-5)
+
+
+def test_replay_feed_scores_only_new_rows_and_a_stopped_stream_loses_no_batch():
+    """With replay, each step trains on the batch plus buffered rows, but the progressive score
+    counts each new interaction once (150 in all over one pass). ``steps`` stops a stream before
+    the next batch is pulled, so a second ``fit`` continues with the very next batch."""
+    t = _trainer("replay", method="full", steps=60, batch_size=4, passes=1)
+    h = t.fit()
+    trained = sum(1 for _ in h.step)
+    assert h.progressive[-1]["n"] == 150 and trained == 38
+    part = _trainer("stream", method="full", steps=10, batch_size=4)
+    part.fit()
+    assert part.feed.state["pos"] == 40                                  # 10 batches consumed, not 11
+    part.cfg = dataclasses.replace(part.cfg, steps=20)
+    part.fit()
+    assert part.feed.state["pos"] == 80 and part.history.progressive[-1]["n"] == 80

@@ -136,7 +136,10 @@ def test_every_registered_method_runs_end_to_end(profile_path, tmp_path, method,
     params = {"hashgnn": {"pretrain_epochs": 20}, "cerp": {"finalize_at": 20}}.get(method, {})
     train = {"optimizer": "gd", "lr": 0.002, "steps": 60, "eval_every": 10, "log_every": 1000,
              "val_fraction": 0.1}
-    cfg = load_config(profile_path(methods={method: params}, train=train,
+    # CEL-Lite streams the fold in time order with replay (several passes), the others full batch
+    tasks = ({"regression": {"kind": "regression", "feed": {"kind": "replay", "batch_size": 200, "passes": 0}}}
+             if method == "cel_lite" else {})
+    cfg = load_config(profile_path(methods={method: params}, train=train, tasks=tasks,
                                    grid=[{"datasets": ["synth"], "methods": [method],
                                           "compressions": [compression], "folds": [0]}]))
     seen, fit = {}, run_mod.Trainer.fit

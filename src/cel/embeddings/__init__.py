@@ -4,6 +4,7 @@ from cel.embeddings.base import (ClusteredEmbedding, DataAware, EmbeddingMethod,
                                  TrainingData, test_time)
 from cel.embeddings.bh import BHEmbedding
 from cel.embeddings.cel import CELEmbedding
+from cel.embeddings.cel_lite import CELLiteEmbedding
 from cel.embeddings.cerp import CERPEmbedding
 from cel.embeddings.etree import ETreeEmbedding
 from cel.embeddings.full import FullEmbedding
@@ -16,6 +17,7 @@ from cel.embeddings.qr import QREmbedding
 EMBEDDINGS: dict[str, type[EmbeddingMethod]] = {
     "full": FullEmbedding,
     "cel": CELEmbedding,
+    "cel_lite": CELLiteEmbedding,
     "modulo": ModuloEmbedding,
     "bh": BHEmbedding,
     "ae": AEEmbedding,

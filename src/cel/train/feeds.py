@@ -21,7 +21,7 @@ Shapes: B batch, H history length, F side-feature slots, D interactions, M items
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar, Iterator
 
 import numpy as np
@@ -55,16 +55,20 @@ class FeedConfig:
     batch_size: int = 1024
     loss: str = ""             # sum | mean | dataset; "" = the feed's default
     history: int = 0           # history length H (0 = as the model asks, ``model.history_len``)
+    buffer: int = 20           # replay: the latest n interactions kept per user and per item (A.1)
+    passes: int = 1            # replay: passes over a finite stream (0 = without end; train.steps stops it)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "FeedConfig":
         d = dict(d or {})
-        unknown = set(d) - {"kind", "batch_size", "loss", "history"}
+        unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise ConfigError(f"config unknown key at 'tasks.*.feed.{sorted(unknown)[0]}'")
         cfg = cls(**d)
         if cfg.kind not in FEEDS:
             raise ConfigError(f"config invalid value at 'tasks.*.feed.kind': {cfg.kind!r} (known: {', '.join(FEEDS)})")
+        if cfg.buffer < 1 or cfg.passes < 0 or cfg.batch_size < 1:
+            raise ConfigError("config invalid value at 'tasks.*.feed': batch_size >= 1, buffer >= 1, passes >= 0")
         if cfg.loss not in ("", "sum", "mean", "dataset"):
             raise ConfigError(f"config invalid value at 'tasks.*.feed.loss': {cfg.loss!r} (known: sum, mean, dataset)")
         return cfg

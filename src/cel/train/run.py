@@ -31,7 +31,9 @@ from cel.config import ProjectConfig, TrainConfig, config_hash
 from cel.data.pipeline import load_fold
 from cel.data.splits import FoldData
 from cel.embeddings import EMBEDDINGS, ClusteredEmbedding, DataAware, TrainingData, test_time
+from cel.embeddings.cel_lite import CELLiteEmbedding
 from cel.embeddings.full import FullEmbedding
+from cel.errors import ConfigError
 from cel.io import write_json, write_parquet, write_text
 from cel.metrics import bucket_mse
 from cel.models import MODELS
@@ -39,6 +41,7 @@ from cel.provenance import git_commit
 from cel.runkey import RunKey
 from cel.train.feeds import BatchContext, FeedConfig, InteractionTable, item_genres, make_batch, make_feed
 from cel.train.grad_avg import GradientAveraging
+from cel.train.lite_schedule import LiteSchedule
 from cel.train.method_steps import MethodSteps
 from cel.train.schedule import ClusterSchedule
 from cel.train.tasks import Task, make_task
@@ -167,7 +170,11 @@ def build(cfg: ProjectConfig, d: RunData, overrides: dict | None = None) -> Part
     schedules = []
     for side, emb in clustered_sides(user_emb, item_emb):
         init_clustering(emb, side, d.items, d.train)
-        schedules.append(ClusterSchedule(side))
+        # CEL-Lite (Section 3.4) runs its own online schedule on the replay feed's buffers
+        if isinstance(emb, CELLiteEmbedding) and FeedConfig.from_dict(cfg.task(d.key.task).get("feed")).kind != "replay":
+            raise ConfigError(f"config invalid value at 'tasks.{d.key.task}.feed.kind': method {d.key.method} "
+                              f"(CEL-Lite) needs the 'replay' feed (its experience-replay buffers)")
+        schedules.append(LiteSchedule(side, d.key.seed) if isinstance(emb, CELLiteEmbedding) else ClusterSchedule(side))
     return Parts(model, user_emb, item_emb, schedules)
 
 
@@ -246,7 +253,9 @@ def cluster_record(tr: Trainer, parts: Parts, out_dir: Path) -> dict:
     for (side, emb), sched in zip(clustered_sides(tr.user_emb, tr.item_emb), parts.schedules):
         info[side] = {"final_clusters": emb.n_clusters, "max_clusters": emb.max_clusters,
                       "cluster_sizes": emb.cluster_sizes().tolist(), "reassign_moves": sched.moves,
-                      "splits": len(sched.splits), "personalized_at": sched.personalized_at}
+                      "splits": len(sched.splits), "personalized_at": sched.personalized_at,
+                      **({"ops": dict(sched.ops)} if hasattr(sched, "ops") else {}),          # CEL-Lite's counters
+                      **({"nbytes": emb.nbytes()} if hasattr(emb, "nbytes") else {})}
         frames.append(pd.DataFrame({"side": side, "entity": np.arange(emb.num_entities),
                                     "cluster": emb.assignments().numpy()}))
     if frames:

@@ -68,6 +68,15 @@ class History:
     step_seconds: float = 0.0
 
 
+def batch_rows(batch: Batch, n: int) -> Batch:
+    """The first ``n`` rows of a batch (ids, labels, history, side features; no pair index)."""
+    feats = {k: (ids[:n], mask[:n]) for k, (ids, mask) in batch.features.items()}
+    hist = None if batch.history is None else batch.history[:n]
+    hmask = None if batch.history_mask is None else batch.history_mask[:n]
+    return Batch(batch.users[:n], batch.items[:n], batch.labels[:n], hist, hmask, feats, None, batch.scale,
+                 batch.reg_scale)
+
+
 def predict(model: InteractionModel, user_emb: EmbeddingMethod, item_emb: EmbeddingMethod,
             batch: Batch) -> torch.Tensor:
     """(B,) model outputs for a batch: the exact sparse path for dot-product models when the batch
@@ -186,6 +195,9 @@ class Trainer:
         own score is logged every step; the score over everything seen so far (all predictions
         kept; AUC needs them) every ``PROGRESSIVE_EVERY`` steps and at the end, not on every batch,
         which would cost O(seen) per step."""
+        fresh = getattr(batch, "fresh", None)         # a replay feed puts its new rows first
+        if fresh is not None and fresh < len(batch):
+            batch = batch_rows(batch, fresh)
         with torch.no_grad(), test_time(self.user_emb, self.item_emb):
             pred = predict(self.model, self.user_emb, self.item_emb, batch)
         self._prog.append((pred, batch.labels))
@@ -208,8 +220,10 @@ class Trainer:
             self.constrain()
             self.trigger("on_fit_start")
         t_steps, t0, start, last = 0.0, time.perf_counter(), self.step, {}
-        for batch in self.feed.batches():
-            if self.step >= cfg.steps:
+        batches = iter(self.feed.batches())
+        while self.step < cfg.steps:          # test first: a stream's next batch is consumed when pulled
+            batch = next(batches, None)
+            if batch is None:
                 break
             self.step += 1
             if self.feed.progressive:
