@@ -344,3 +344,36 @@ def test_the_run_driver_runs_the_deep_models_unchanged(profile_path, tmp_path, m
     keys = ("test_mse", "val_mse") if task == "regression" else ("test_auc", "test_logloss", "progressive_auc")
     assert all(np.isfinite(m[k]) for k in keys)
     assert rec["clusters"]["item"]["splits"] >= 1
+
+
+def test_model_options_from_the_config_reach_the_model(profile_path, tmp_path, monkeypatch):
+    """``models.<name>.history`` / ``side_features`` build the model; a side field's table is sized
+    from the items table; an option the model does not take, or a missing column, names its key."""
+    import cel.train.run as run_mod
+    from cel.config import load_config
+    from cel.errors import ConfigError
+    from cel.runkey import RunKey
+
+    def cfg(model, options):
+        return load_config(profile_path(
+            models={model: {"rank": 6, **options}},
+            tasks={"regression": {"kind": "regression", "feed": {"kind": "minibatch", "batch_size": 64}}},
+            train={"optimizer": "adam", "lr": 0.01, "steps": 5, "eval_every": 5, "log_every": 1000},
+            grid=[{"datasets": ["synth"], "models": [model], "methods": ["full"], "compressions": [100], "folds": [0]}]))
+
+    built = {}
+    real = run_mod.build_model
+    monkeypatch.setattr(run_mod, "build_model", lambda c, d: built.setdefault("m", real(c, d)))
+    run_mod.execute_run(cfg("din", {"history": 3, "side_features": ["genre"]}),
+                        RunKey("regression", "synth", "original", "din", "full", "100", 0), tmp_path / "din",
+                        log=lambda m: None)
+    model = built["m"]
+    assert model.history_len == 3 and model.side_features == ("genre",)
+    assert model.fields.vocab["genre"] >= 2                               # sized from the items' genres
+    with pytest.raises(ConfigError, match=r"models\.nmf"):
+        run_mod.execute_run(cfg("nmf", {"history": 5}), RunKey("regression", "synth", "original", "nmf", "full",
+                                                                "100", 0), tmp_path / "nmf", log=lambda m: None)
+    with pytest.raises(ConfigError, match="brand"):
+        run_mod.execute_run(cfg("deepfm", {"side_features": ["brand"]}),
+                            RunKey("regression", "synth", "original", "deepfm", "full", "100", 0), tmp_path / "fm",
+                            log=lambda m: None)

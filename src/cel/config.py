@@ -168,6 +168,12 @@ class ModelConfig:
     rank: int = 64
     reg: float = 1.0
     nonneg: str = "abs"
+    history: int = 0                                  # H for history models (0 = the model's default)
+    side_features: tuple[str, ...] | None = None      # None = the model's default fields
+
+    def __post_init__(self):
+        if self.side_features is not None:
+            object.__setattr__(self, "side_features", tuple(self.side_features))
 
 
 @dataclass

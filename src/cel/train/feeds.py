@@ -258,7 +258,20 @@ def make_feed(cfg: FeedConfig, train: InteractionTable, seed: int, context: Batc
 
 def item_genres(items: pd.DataFrame, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(M, F) genre ids (1-based; 0 = padding) and mask from the ``genres`` column ("A|B|C")."""
-    lists = items.set_index("item")["genres"].reindex(range(n_items)).fillna("").str.split("|")
+    return item_tokens(items, n_items, "genres")
+
+
+def item_brand(items: pd.DataFrame, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M, 1) brand ids (Amazon metadata; 0 = missing) and mask."""
+    return item_tokens(items, n_items, "brand")
+
+
+def item_tokens(items: pd.DataFrame, n_items: int, column: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M, F) ids of the "|"-separated tokens of an items column (1-based; 0 = padding) and mask."""
+    if column not in items:
+        raise ConfigError(f"side feature '{column}': the items table has no such column "
+                          f"(columns: {', '.join(map(str, items.columns))})")
+    lists = items.set_index("item")[column].reindex(range(n_items)).fillna("").astype(str).str.split("|")
     lists = [[g for g in gs if g] for gs in lists]
     vocab = {g: k + 1 for k, g in enumerate(sorted({g for gs in lists for g in gs}))}
     F = max(1, max((len(gs) for gs in lists), default=1))
@@ -269,4 +282,4 @@ def item_genres(items: pd.DataFrame, n_items: int) -> tuple[torch.Tensor, torch.
 
 
 __all__ = ["Batch", "BatchContext", "FEEDS", "Feed", "FeedConfig", "InteractionTable", "make_batch",
-           "make_feed", "item_genres"]
+           "make_feed", "item_brand", "item_genres", "item_tokens"]

@@ -37,9 +37,10 @@ from cel.errors import ConfigError
 from cel.io import write_json, write_parquet, write_text
 from cel.metrics import bucket_mse
 from cel.models import MODELS
+from cel.models.side_features import SideFeatures
 from cel.provenance import git_commit
 from cel.runkey import RunKey
-from cel.train.feeds import BatchContext, FeedConfig, InteractionTable, item_genres, make_batch, make_feed
+from cel.train.feeds import BatchContext, FeedConfig, InteractionTable, item_brand, item_genres, make_batch, make_feed
 from cel.train.grad_avg import GradientAveraging
 from cel.train.lite_schedule import LiteSchedule
 from cel.train.method_steps import MethodSteps
@@ -48,7 +49,7 @@ from cel.train.tasks import Task, make_task
 from cel.train.trainer import Trainer, predict_all
 
 BUCKET_EDGES = [0, 1, 5, 10, 20, 50, 100, 200, 400, 800, 2000]
-SIDE_FEATURES = {"genre": item_genres}      # name -> builder from the items table
+SIDE_FEATURES = {"genre": item_genres, "brand": item_brand}      # name -> builder from the items table
 
 
 @dataclass
@@ -156,11 +157,29 @@ def clustered_sides(user_emb, item_emb) -> list[tuple[str, ClusteredEmbedding]]:
     return [(side, e) for side, e in (("user", user_emb), ("item", item_emb)) if isinstance(e, ClusteredEmbedding)]
 
 
+def build_model(cfg: ProjectConfig, d: RunData):
+    """The interaction model; history length and side fields from ``models.<name>``, each side
+    field's vocabulary sized from the items table (DeepFM/DIN own those tables)."""
+    name, mc = d.key.model, cfg.model(d.key.model)
+    kwargs: dict = {"nonneg": mc.nonneg}
+    if mc.history:
+        kwargs["history_len"] = mc.history
+    if mc.side_features is not None:
+        kwargs["side_features"] = mc.side_features
+    names = mc.side_features if mc.side_features is not None else MODELS[name].side_features
+    if names:
+        kwargs["vocab"] = SideFeatures.vocab_of({n: SIDE_FEATURES[n](d.items, d.fold.n_items) for n in names})
+    try:
+        return MODELS[name](**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"config invalid value at 'models.{name}': {exc}") from None
+
+
 def build(cfg: ProjectConfig, d: RunData, overrides: dict | None = None) -> Parts:
     """Model and embeddings from the run seed; data-aware methods see the training part once;
     CEL gets its schedule. Every candidate and the refit start from the same random state."""
     d.generator = set_determinism(d.key.seed, d.threads)
-    model = MODELS[d.key.model](nonneg=cfg.model(d.key.model).nonneg)
+    model = build_model(cfg, d)
     user_emb, item_emb = build_embeddings(cfg, d.key, d.fold.n_users, d.fold.n_items, d.generator, overrides)
     col = {c: torch.tensor(d.train[c].to_numpy()) for c in ("user", "item", "rating")}   # copies
     for emb, own, other, n_own, n_other in ((user_emb, "user", "item", d.fold.n_users, d.fold.n_items),
