@@ -103,7 +103,8 @@ def watched_run(tmp: Path, name: str, params: dict, compression=10, steps=STEPS,
         return step_end(self, t)
 
     cfg = _smoke_profile(tmp, [], compression=compression, steps=steps, extra={name: params}, results=results)
-    cfg.train = replace(cfg.train, lr=cfg.train.lr * lr_scale, **(train or {}))
+    # one training phase per run: the watch records one fit (the smoke profile refits by default)
+    cfg.train = replace(cfg.train, lr=cfg.train.lr * lr_scale, **{"refit": False, **(train or {})})
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(schedule_mod, "choose_cluster", choose)
         mp.setattr(schedule_mod, "split_mask", split)
