@@ -10,6 +10,7 @@
     cel summarize CONFIG... [--out CSV]         all runs of the grid -> summary.csv (long format)
     cel table    CONFIG... --name table7 [--summary CSV] [--out TEX]   (+ cells .csv, claims _claims.csv)
     cel readme   CONFIG... [--check]            results -> docs/results/ -> the README's generated blocks
+    cel figure   CONFIG... --run LABEL=RUN_DIR... --out PNG   progressive score of stream runs
 
 CONFIG is one or more YAML profiles (later ones override earlier ones). Each subcommand is one
 entry of ``COMMANDS`` (its arguments and its handler); ``main`` dispatches through the table.
@@ -160,7 +161,30 @@ def cmd_readme(cfg: ProjectConfig, args) -> int:
     return 0
 
 
+def cmd_figure(cfg: ProjectConfig, args) -> int:
+    """The progressive (predict-then-train) score of stream runs against interactions seen."""
+    from cel.figures import progressive_figure
+
+    runs = {}
+    for item in args.run:
+        label, sep, run_dir = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--run: expected LABEL=RUN_DIR, got {item!r}")
+        runs[label] = run_dir
+    for label, pts in progressive_figure(runs, args.out, args.metric).items():
+        print(f"{label}: {len(pts)} points, final progressive {args.metric} {pts['value'].iloc[-1]:.4f} "
+              f"after {pts['n'].iloc[-1]} interactions")
+    print(f"wrote {args.out}")
+    return 0
+
+
 # ------------------------------------------------------------------------- the table
+def _args_figure(sp) -> None:
+    sp.add_argument("--run", action="append", required=True, help="LABEL=RUN_DIR (repeat)")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--metric", default="mse")
+
+
 def _args_readme(sp) -> None:
     sp.add_argument("--snapshot", default="docs/results", help="folder of the figures the README quotes")
     sp.add_argument("--readme", default="README.md")
@@ -199,6 +223,7 @@ COMMANDS: dict[str, tuple[str, Callable, Handler, bool]] = {
     "summarize": ("collect the grid's metrics.json into summary.csv",
                   lambda sp: sp.add_argument("--out"), cmd_summarize, True),
     "table": ("render a LaTeX table (+ cells and claims CSV) from summary.csv", _args_table, cmd_table, True),
+    "figure": ("plot the progressive score of stream runs", _args_figure, cmd_figure, True),
     "readme": ("snapshot results into docs/results and regenerate the README's numbers", _args_readme,
                cmd_readme, True),
 }
