@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from cel.cluster.growth import doubled, grown
+
 MIN_BLOCK = 4
 
 
@@ -52,10 +54,7 @@ class ClusterMembers:
 
     def _reserve(self, slots: int) -> None:
         if self.end + slots > len(self.pool):
-            size = len(self.pool)
-            while size < self.end + slots:
-                size *= 2
-            self.pool = torch.cat([self.pool, torch.full((size - len(self.pool),), -1, dtype=torch.int64)])
+            self.pool = grown(self.pool, doubled(len(self.pool), self.end + slots), -1)
 
     # -- moves -------------------------------------------------------------------------------
     def place(self, entities: torch.Tensor, targets: torch.Tensor) -> None:
@@ -103,10 +102,7 @@ class ClusterMembers:
         alive = ent >= 0
         live = torch.bincount(owner[alive], minlength=len(clusters))
         cap = torch.maximum(self.cap[clusters], 2 * live).clamp_min(MIN_BLOCK)
-        size = 64
-        while size < int(cap.sum()):
-            size *= 2
-        self.pool = torch.full((size,), -1, dtype=torch.int64)
+        self.pool = torch.full((doubled(64, int(cap.sum())),), -1, dtype=torch.int64)
         start = torch.cumsum(cap, 0) - cap
         new_slots, _ = _segments(start, live)
         self.pool[new_slots] = ent[alive]

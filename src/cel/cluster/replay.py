@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cel.cluster.growth import doubled, grown
 from cel.cluster.interactions import EntityInteractions
 
 SIDES = ("user", "item")
@@ -60,15 +61,10 @@ class _Rings:
         """Double the capacity until ``needed`` entities fit (amortised O(1) per entity)."""
         if needed <= self.capacity:
             return
-        cap = self.capacity
-        while cap < needed:
-            cap *= 2
-        pad = cap - self.capacity
-        self.seq = torch.cat([self.seq, torch.full((pad, self.n), -1, dtype=torch.int64)])
-        self.other = torch.cat([self.other, torch.zeros(pad, self.n, dtype=torch.int64)])
-        self.label = torch.cat([self.label, torch.zeros(pad, self.n, dtype=torch.float32)])
-        self.writes = torch.cat([self.writes, torch.zeros(pad, dtype=torch.int64)])
-        self.counts = torch.cat([self.counts, torch.zeros(pad, dtype=torch.int64)])
+        cap = doubled(self.capacity, needed)
+        self.seq = grown(self.seq, cap, -1)
+        self.other, self.label = grown(self.other, cap), grown(self.label, cap)
+        self.writes, self.counts = grown(self.writes, cap), grown(self.counts, cap)
 
     def add(self, entity: torch.Tensor, other: torch.Tensor, label: torch.Tensor, seq: torch.Tensor,
             count: bool) -> None:

@@ -111,9 +111,13 @@ class CELEmbedding(EmbeddingMethod):
         """Personalisation regulariser L_p = λ_p/2 Σ_j ||B(j,:) - S_q(j,:) B_q||² (Section 4.2.1)."""
         if self.personal is None:
             return None
+        own, shared = self.untied_rows()
+        return 0.5 * self.params.lambda_p * (own - shared).pow(2).sum()
+
+    def untied_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(U, R) the untied entities' own rows B(j,:) and (U, R) their clusters' rows S_q(j,:) B_q."""
         m = self.personal_mask
-        diff = self.personal[m] - self.centroids[self.assign[m]]
-        return 0.5 * self.params.lambda_p * diff.pow(2).sum()
+        return self.personal[m], self.centroids[self.assign[m]]
 
     def shared_rows(self):
         """(B_q, assignment) for gradient averaging, Eq. (7), when ``grad_avg`` is on."""

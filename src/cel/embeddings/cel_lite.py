@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cel.cluster.growth import doubled, grown
 from cel.cluster.members import ClusterMembers
 from cel.embeddings.base import EmbeddingMethod, init_vectors
 from cel.embeddings.cel import CELEmbedding, CELParams
@@ -82,12 +83,6 @@ class CELLiteParams(CELParams):
     def d(self) -> int:
         """The split threshold d of Strategies 1 and 2."""
         return self.split_threshold
-
-
-def _grown(t: torch.Tensor, rows: int, fill=0) -> torch.Tensor:
-    """``t`` with its first dimension padded to ``rows`` by ``fill``."""
-    pad = torch.full((rows - t.shape[0], *t.shape[1:]), fill, dtype=t.dtype)
-    return torch.cat([t, pad])
 
 
 class CELLiteEmbedding(CELEmbedding):
@@ -173,13 +168,10 @@ class CELLiteEmbedding(CELEmbedding):
         mask = self._personal_mask[idc] if inside is None else inside & self._personal_mask[idc]
         return torch.where(mask.unsqueeze(-1), self.personal[idc], shared)
 
-    def penalty(self) -> torch.Tensor | None:
-        """L_p = λ_p/2 Σ_j ||B(j,:) - S_q(j,:) B_q||² over the untied entities (Section 4.2.1)."""
-        if self.personal is None:
-            return None
+    def untied_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows over the capacity-sized tables (CEL's penalty reads them)."""
         m = self._personal_mask
-        diff = self.personal[m] - self.centroids[self._assign[m]]
-        return 0.5 * self.params.lambda_p * diff.pow(2).sum()
+        return self.personal[m], self.centroids[self._assign[m]]
 
     def row_usage(self):
         """([B_q], members per row): Eq. 7's divisor, counted over every entity admitted so far."""
@@ -196,27 +188,24 @@ class CELLiteEmbedding(CELEmbedding):
     def _grow_entities(self, needed: int) -> None:
         if needed <= self.capacity:
             return
-        C = self.capacity
-        while C < needed:
-            C *= 2
-        self._assign = _grown(self._assign, C)
-        self._personal_mask = _grown(self._personal_mask, C, False)
-        self.admitted = _grown(self.admitted, C, False)
+        C = doubled(self.capacity, needed)
+        self._assign = grown(self._assign, C)
+        self._personal_mask = grown(self._personal_mask, C, False)
+        self.admitted = grown(self.admitted, C, False)
         self.index.grow_entities(C)
         if self.personal is not None:
-            self.personal.data = _grown(self.personal.data, C)
+            self.personal.data = grown(self.personal.data, C)
 
     def _grow_clusters(self, needed: int) -> None:
         K = self.centroids.shape[0]
         if needed <= K:
             return
-        while K < needed:
-            K *= 2
+        K = doubled(K, needed)
         if self.cap_rule == "absolute":
             K = max(needed, min(K, self._cap))
-        self.centroids.data = _grown(self.centroids.data, K)
-        self.sizes, self.interactions = _grown(self.sizes, K), _grown(self.interactions, K)
-        self.live = _grown(self.live, K, False)
+        self.centroids.data = grown(self.centroids.data, K)
+        self.sizes, self.interactions = grown(self.sizes, K), grown(self.interactions, K)
+        self.live = grown(self.live, K, False)
         self.index.grow_clusters(K)
 
     @torch.no_grad()
