@@ -15,6 +15,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from cel.data.amazon_fetch import pack_files
 from cel.data.sources import Checksum, Member, Source  # noqa: F401 (Checksum re-exported)
 from cel.errors import ChecksumError, DataError  # noqa: F401 (re-exported)
 from cel.io import atomic_path
@@ -122,6 +123,8 @@ def fetch_archive(source: Source, dest_dir: str | Path, mirror: str | None, *, o
     or :class:`DataError` / :class:`ChecksumError` when the copy or download is bad; in either
     case nothing is left at the destination.
     """
+    if source.files:        # plain files (Amazon): fetched one by one, checked, packed into the archive
+        return pack_files(source, dest_dir, mirror, offline=offline)
     dest = Path(dest_dir) / source.archive
     removed = ""
     if dest.exists():

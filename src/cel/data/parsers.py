@@ -9,6 +9,7 @@ import io
 
 import pandas as pd
 
+from cel.data.amazon import parse_amazon
 from cel.errors import DataError
 
 GENRES_100K = [
@@ -106,4 +107,4 @@ def parse_ml_dat(ratings: bytes, items: bytes, names: tuple[str, str]):
     return parse_ratings(ratings, names[0], "::"), parse_items_dat(items, names[1])
 
 
-PARSERS = {"ml-100k": parse_ml_100k, "ml-dat": parse_ml_dat}
+PARSERS = {"ml-100k": parse_ml_100k, "ml-dat": parse_ml_dat, "amazon": parse_amazon}

@@ -15,6 +15,7 @@ from cel import paths
 from cel.config import ProjectConfig
 from cel.runkey import RunKey
 from cel.data.prepare import prepare_dataset
+from cel.data.chrono import chrono_assignment
 from cel.data.splits import FoldData, kfold_assignment
 from cel.data.variants import make_variant
 from cel.io import write_json, write_parquet
@@ -40,6 +41,11 @@ def run_variant(cfg: ProjectConfig, dataset: str, variant: str) -> None:
 
 def run_split(cfg: ProjectConfig, dataset: str, variant: str) -> None:
     vdir = paths.variant_dir(cfg.results_dir, dataset, variant)
+    if cfg.variant(variant).get("split") == "chrono":     # online protocol: fold 0 = the last 20% by time
+        frac = cfg.variant(variant).get("test_fraction", 0.2)
+        fold = chrono_assignment(pd.read_parquet(vdir / "interactions.parquet", columns=["timestamp"])["timestamp"], frac)
+        write_json(vdir / "split.json", {"kind": "chrono", "test_fraction": frac, "sizes": np.bincount(fold).tolist()})
+        return write_parquet(pd.DataFrame({"fold": fold}), paths.folds_path(cfg.results_dir, dataset, variant))
     n = len(pd.read_parquet(vdir / "interactions.parquet", columns=["user"]))
     fold = kfold_assignment(n, cfg.folds, cfg.split_seed)
     write_json(vdir / "split.json", {"folds": cfg.folds, "seed": cfg.split_seed,

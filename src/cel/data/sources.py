@@ -30,6 +30,9 @@ class Source:
     archive: str                   # file name, also the name looked up in a mirror directory
     parser: str                    # key of cel.data.parsers.PARSERS
     members: dict[str, Member] = field(default_factory=dict)  # role -> member
+    # role -> URL of a plain file (Amazon: no archive is published); fetched one by one and packed
+    # into ``archive`` (cel.data.amazon_fetch), members named by the files' published names
+    files: dict[str, str] = field(default_factory=dict)
 
 
 def _sha(v: str) -> Checksum:
@@ -37,6 +40,8 @@ def _sha(v: str) -> Checksum:
 
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
+# Amazon 2014 (McAuley et al.), "ratings only" CSV and metadata per category; no checksums published
+SNAP = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
 
 SOURCES: dict[str, Source] = {
     "ml-100k": Source(
@@ -70,4 +75,13 @@ SOURCES: dict[str, Source] = {
             "items": Member("ml-10M100K/movies.dat", None),
         },
     ),
+    **{f"amazon-{slug}": Source(
+        name=f"amazon-{slug}",
+        url=SNAP + f"ratings_{cat}.csv",
+        archive=f"amazon-{slug}.zip",
+        parser="amazon",
+        members={"ratings": Member(f"ratings_{cat}.csv", None, "utf-8"),
+                 "items": Member(f"meta_{cat}.json.gz", None, "utf-8")},
+        files={"ratings": SNAP + f"ratings_{cat}.csv", "items": SNAP + f"meta_{cat}.json.gz"},
+    ) for slug, cat in (("video-games", "Video_Games"), ("electronics", "Electronics"))},
 }

@@ -28,6 +28,7 @@ import yaml
 
 from cel import paths
 from cel.config import ProjectConfig, TrainConfig, config_hash
+from cel.data.chrono import chrono_holdout
 from cel.data.pipeline import load_fold
 from cel.data.splits import FoldData
 from cel.embeddings import EMBEDDINGS, ClusteredEmbedding, DataAware, TrainingData, test_time
@@ -76,8 +77,11 @@ class Parts:
     schedules: list[ClusterSchedule]
 
 
-def holdout(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a validation set off the training fold (never the test fold)."""
+def holdout(frame: pd.DataFrame, fraction: float, seed: int, by_time: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a validation set off the training fold (never the test fold); ``by_time``: its last
+    ``fraction`` by time (the chronological split of the online protocol, ``cel.data.chrono``)."""
+    if by_time:
+        return chrono_holdout(frame, fraction)
     if fraction <= 0:
         return frame, frame.iloc[:0]
     mask = np.random.default_rng(seed).random(len(frame)) < fraction
@@ -100,7 +104,8 @@ def load(cfg: ProjectConfig, key: RunKey, threads: int | None = None) -> RunData
     task = make_task(entry["kind"], threshold=entry.get("threshold", 4.0))
     fold, sha = load_fold(cfg, key)
     gen = set_determinism(key.seed, threads)
-    train, val = holdout(fold.train, tcfg.val_fraction, seed=key.seed + 1000 * key.fold)
+    train, val = holdout(fold.train, tcfg.val_fraction, seed=key.seed + 1000 * key.fold,
+                         by_time=cfg.variant(key.variant).get("split") == "chrono")
     items = pd.read_parquet(paths.variant_dir(cfg.results_dir, key.dataset, key.variant) / "items.parquet")
     tables = {name: InteractionTable.from_frame(f, fold.n_users, fold.n_items, task.labels)
               for name, f in (("train", train), ("val", val), ("test", fold.test))}
@@ -116,7 +121,8 @@ def build_embeddings(cfg: ProjectConfig, key: RunKey, n_users: int, n_items: int
     method = EMBEDDINGS[cfg.method_class(key.method)]
     where = f"grid.search.{key.method}" if overrides else f"methods.{key.method}"
     params = method.Params.from_dict({**cfg.method_params(key.method, key), **(overrides or {})}, key=where)
-    sides, cr, rank = getattr(params, "entities", "item"), float(key.compression), cfg.model(key.model).rank
+    sides = cfg.task(key.task).get("compress") or getattr(params, "entities", "item")   # task's switch wins
+    cr, rank = float(key.compression), cfg.model(key.model).rank
     full = FullEmbedding.Params(init_scale=params.init_scale)     # both sides share D.1's reading
     user_emb = (method(n_users, rank, cr, params, generator) if sides in ("user", "both")
                 else FullEmbedding(n_users, rank, 100.0, full, generator))
@@ -362,6 +368,8 @@ def refit(cfg: ProjectConfig, d: RunData, chosen: Fitted, out_dir: Path, log) ->
     for the selected number of steps, from the same seed; nothing is evaluated during it."""
     steps = chosen.trainer.selected_step
     whole = d.fold.train.reset_index(drop=True)
+    if cfg.variant(d.key.variant).get("split") == "chrono":   # time-ordered stream: the same passes over it
+        steps = -(-steps * len(whole) // max(1, len(d.train)))
     tables = {"train": InteractionTable.from_frame(whole, d.fold.n_users, d.fold.n_items, d.task.labels),
               "val": InteractionTable.from_frame(whole.iloc[:0], d.fold.n_users, d.fold.n_items, d.task.labels),
               "test": d.tables["test"]}
