@@ -111,6 +111,15 @@ class PreHashEmbedding(EmbeddingMethod):
         return torch.where(is_anchor, a_idx, idx), torch.where(is_anchor, one_hot, w)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.k == self.buckets:
+            # K = M_q: the mixture of each distinct id as one (U, M_q) @ (M_q, R) product, no
+            # (..., M_q, R) gather (a DIN batch looks up B x H history ids)
+            uniq, inverse = torch.unique(ids, return_inverse=True)
+            w = torch.softmax(self.params.logit_scale * self.theta[uniq], dim=-1)      # (U, M_q)
+            anchor = self.anchor_bucket[uniq]
+            w = torch.where((anchor >= 0)[:, None],
+                            nn.functional.one_hot(anchor.clamp_min(0), self.buckets).to(w.dtype), w)
+            return (w @ self.weight)[inverse]                                          # (..., R)
         idx, w = self.mixture(ids)
         return (w.unsqueeze(-1) * self.weight[idx]).sum(dim=-2)                      # (..., R)
 
