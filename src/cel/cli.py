@@ -11,6 +11,8 @@
     cel table    CONFIG... --name table7 [--summary CSV] [--out TEX]   (+ cells .csv, claims _claims.csv)
     cel readme   CONFIG... [--check]            results -> docs/results/ -> the README's generated blocks
     cel figure   CONFIG... --run LABEL=RUN_DIR... --out PNG   progressive score of stream runs
+    cel plot     CONFIG... --name fig3|fig4|fig5|fig6|fig7b|prop1 --out PATH   a paper figure (PDF+PNG+CSV)
+    cel report   CONFIG... [--results NAME=DIR] [--out TEX]   report.tex (+ PDF with a TeX engine)
 
 CONFIG is one or more YAML profiles (later ones override earlier ones). Each subcommand is one
 entry of ``COMMANDS`` (its arguments and its handler); ``main`` dispatches through the table.
@@ -26,6 +28,8 @@ from cel import paths
 from cel.config import ProjectConfig, load_config
 from cel.errors import ConfigError, DataError
 from cel.runkey import RunKey
+from cel import report_doc as _report_doc
+from cel.figs import cli as _figs
 
 
 def check_run(cfg: ProjectConfig, key: RunKey) -> None:
@@ -224,6 +228,8 @@ COMMANDS: dict[str, tuple[str, Callable, Handler, bool]] = {
                   lambda sp: sp.add_argument("--out"), cmd_summarize, True),
     "table": ("render a LaTeX table (+ cells and claims CSV) from summary.csv", _args_table, cmd_table, True),
     "figure": ("plot the progressive score of stream runs", _args_figure, cmd_figure, True),
+    "plot": ("a paper figure (fig3..fig7b, prop1) as PDF, PNG and CSV", _figs.add_args, _figs.run, True),
+    "report": ("results/report/report.tex with every table and figure", _report_doc.add_args, _report_doc.run, True),
     "readme": ("snapshot results into docs/results and regenerate the README's numbers", _args_readme,
                cmd_readme, True),
 }
