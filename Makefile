@@ -15,10 +15,12 @@ export CEL_DATA_MIRROR
 
 .PHONY: run readme test smoke quick engine venv bench mlflow-ui clean
 
-$(BIN)/cel: pyproject.toml
+# The library declares ranges (pyproject.toml); the workflow installs the exact versions of
+# constraints.txt (torch==2.13.0: the CPU wheel) with the workflow and test extras.
+$(BIN)/cel: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[workflow,test]'
 	touch $(BIN)/cel
 
 venv: $(BIN)/cel

@@ -1,7 +1,21 @@
 """CEL: Clustered Embedding Learning for recommender systems (Chen, Huzhang et al., WWW 2023).
 
-Library entry points: ``cel.embeddings.EMBEDDINGS`` (embedding methods, e.g. ``CELEmbedding``),
-``cel.models.MODELS`` (interaction models), ``cel.train`` (the full-batch trainer and the CEL
-cluster schedule). The ``cel`` command line drives the reproduction workflow.
+The public API (everything else is internal and may change):
+
+* :class:`CELEmbedding` — a drop-in replacement of ``torch.nn.Embedding``: B = S_q · B_q (Eq. 2),
+  ``forward(ids (...)) -> (..., R)``; ``CELEmbedding(num_items, 64, compression=5)`` (percent)
+  or ``num_clusters=``.
+* :class:`CELLiteEmbedding` — CEL-Lite (Section 3.4) for online learning, ids admitted on arrival.
+* :class:`ClusterSchedule` — learns the clusters in your own loop: ``schedule.step(model, batch)``
+  (splits Eq. 5-6, reassignment Eq. 4, gradient averaging Eq. 7).
+
+The project's own training loop is :class:`cel.train.Trainer` (with the callback
+``cel.train.ClusterSchedule``); the ``cel`` command line drives the reproduction workflow
+(``pip install "cel[workflow]"``). Guide: ``docs/library.md``.
 """
+from cel.api import CELEmbedding, CELLiteEmbedding
+from cel.schedule_api import ClusterSchedule
+
 __version__ = "0.1.0"
+
+__all__ = ["CELEmbedding", "CELLiteEmbedding", "ClusterSchedule", "__version__"]
