@@ -1,0 +1,157 @@
+"""CEL-Lite's reassignment inside the deep models (issue 12, "Benchmark"; READINGS #12): the time
+spent reassigning over the time of training, per epoch, for DIN and DeepFM (goal <= 0.25), with
+the exact Eq. 4 cost printed for reference.
+
+Setting: the conversion protocol of Table 3: R = 8, b = 256, both users and items CEL-Lite at
+``--compression`` %, replay feed (n = 20 buffered interactions per entity), m = 50 candidates,
+t1 = 1, Adam, BCE on rating >= 4 labels; data: synthetic with ML-100k's shape (943 users, 1682
+items, ~100k interactions, planted clusters), in time order.
+
+Measured over ``--steps`` training steps (after ``--warmup``), extrapolated to an epoch of
+ceil(D / b) steps (the per-step costs are what an epoch repeats):
+
+* ``train``    seconds per epoch of everything but the schedule (batch building with DIN's history
+  and the replay rows, forward, backward, update);
+* ``reassign`` seconds per epoch in ``LiteSchedule.reassign`` (both sides), the CEL-Lite
+  restriction: each entity of the batch scored on its <= n buffered interactions under its
+  current cluster plus m sampled live clusters, the candidate at the target position only;
+* ``split``    seconds per epoch in the splits (Strategies 1/2, Eq. 5 gradients on buffers).
+
+Ratio = reassign / train (goal <= 0.25), and (reassign + split) / train beside it.
+
+Exact cost for reference: Eq. 4 over every interaction and every one of the K clusters reruns the
+model (attention, MLP) K times per interaction, so one exact reassignment of one side costs about
+K forward passes over the D training rows: measured as K x (forward seconds over all D rows, with
+history and features), divided by the train seconds of an epoch.
+
+    .venv/bin/python benchmarks/bench_deep_reassign.py [--threads 2] [--steps 60] [--json benchmarks/out/deep_reassign.json]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import time
+
+import torch
+
+from cel.config import TrainConfig
+from cel.data.prepare import remap
+from cel.data.synthetic import SyntheticSpec, generate
+from cel.embeddings.cel_lite import CELLiteEmbedding
+from cel.models import MODELS
+from cel.train.feeds import BatchContext, FeedConfig, InteractionTable, make_batch, make_feed
+from cel.train.grad_avg import GradientAveraging
+from cel.train.lite_schedule import LiteSchedule
+from cel.train.method_steps import MethodSteps
+from cel.train.replay_feed import register
+from cel.train.run import SIDE_FEATURES
+from cel.train.tasks import Conversion
+from cel.train.trainer import Trainer, predict_all
+
+SPEC = SyntheticSpec(users=943, items=1682, density=0.063, rank=8, clusters=20, seed=0)
+R, B, N_BUF, M_CAND = 8, 256, 20, 50
+
+
+def build(name: str, data, compression: float, seed: int = 0) -> Trainer:
+    inter, items, N, M = data
+    task = Conversion(threshold=4.0)
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    table = InteractionTable.from_frame(inter, N, M, task.labels)
+    model = MODELS[name](nonneg="none")
+    ctx = BatchContext(table, model.history_len, {n: SIDE_FEATURES[n](items, M) for n in model.side_features})
+    params = CELLiteEmbedding.Params(m=M_CAND, t1=1)
+    ue = CELLiteEmbedding(N, R, compression, params, g)
+    ie = CELLiteEmbedding(M, R, compression, params, g)
+    cfg = TrainConfig(optimizer="adam", lr=3e-3, steps=0, eval_every=10**9, log_every=10**9, seed=seed)
+    feed = make_feed(FeedConfig("replay", batch_size=B, buffer=N_BUF, passes=0, loss="mean"), table, seed, ctx)
+    return Trainer(task, feed, model, ue, ie, cfg, reg=0.0,
+                   callbacks=[GradientAveraging(), MethodSteps(), LiteSchedule("user", seed), LiteSchedule("item", seed)],
+                   log=lambda m: None)
+
+
+def schedule_seconds(tr: Trainer) -> dict[str, float]:
+    out = {"reassign": 0.0, "split": 0.0}
+    for cb in tr.callbacks:
+        if isinstance(cb, LiteSchedule):
+            for k in out:
+                out[k] += cb.seconds[k]
+    return out
+
+
+def measure(tr: Trainer, steps: int) -> dict[str, float]:
+    before = schedule_seconds(tr)
+    tr.cfg = dataclasses.replace(tr.cfg, steps=tr.step + steps)
+    t0 = time.perf_counter()
+    tr.fit()
+    wall = time.perf_counter() - t0
+    after = schedule_seconds(tr)
+    reassign, split = after["reassign"] - before["reassign"], after["split"] - before["split"]
+    return {"wall": wall, "reassign": reassign, "split": split, "train": wall - reassign - split}
+
+
+def forward_all_seconds(tr: Trainer) -> float:
+    """Seconds of one forward pass over every training row (history and features attached)."""
+    table = tr.feed.train
+    batch = make_batch(table, None, tr.feed.context)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        predict_all(tr.model, tr.user_emb, tr.item_emb, batch)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--warmup", type=int, default=40)
+    ap.add_argument("--compression", type=float, default=5.0)
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    register()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f} before")
+    inter, items = remap(*generate(SPEC))
+    data = (inter, items, int(inter["user"].max()) + 1, int(inter["item"].max()) + 1)
+    D = len(inter)
+    steps_per_epoch = math.ceil(D / B)
+    print(f"synthetic data: {D:,} interactions, {data[2]} users, {data[3]} items; R={R} b={B} n={N_BUF} "
+          f"m={M_CAND} t1=1, CEL-Lite {args.compression:g}% on both sides; epoch = {steps_per_epoch} steps")
+    rows = []
+    for name in ("din", "deepfm"):
+        tr = build(name, data, args.compression)
+        measure(tr, args.warmup)                        # clusters split from M_0 = 1 towards the cap first
+        m = measure(tr, args.steps)
+        scale = steps_per_epoch / args.steps
+        epoch = {k: v * scale for k, v in m.items()}
+        K = {side: cb.emb(tr).n_clusters for cb in tr.callbacks if isinstance(cb, LiteSchedule) for side in [cb.side]}
+        fwd = forward_all_seconds(tr)
+        row = {"model": name, "threads": args.threads, "steps": args.steps, "steps_per_epoch": steps_per_epoch,
+               "epoch_train_s": epoch["train"], "epoch_reassign_s": epoch["reassign"], "epoch_split_s": epoch["split"],
+               "reassign_over_train": epoch["reassign"] / epoch["train"],
+               "schedule_over_train": (epoch["reassign"] + epoch["split"]) / epoch["train"],
+               "interactions_per_s_with_schedule": args.steps * B / m["wall"],
+               "clusters": K, "forward_all_rows_s": fwd,
+               "exact_item_reassign_over_train": K["item"] * fwd / epoch["train"],
+               "exact_user_reassign_over_train": K["user"] * fwd / epoch["train"]}
+        rows.append(row)
+        print(f"{name:>7}: epoch train {row['epoch_train_s']:7.1f} s, reassign {row['epoch_reassign_s']:6.1f} s, "
+              f"split {row['epoch_split_s']:6.1f} s -> reassign/train {row['reassign_over_train']:.3f} "
+              f"(goal <= 0.25: {'met' if row['reassign_over_train'] <= 0.25 else 'NOT met'}), "
+              f"(reassign+split)/train {row['schedule_over_train']:.3f}; {row['interactions_per_s_with_schedule']:,.0f} "
+              f"new interactions/s with the schedule; clusters {K}; exact Eq. 4 for reference: "
+              f"items {row['exact_item_reassign_over_train']:.1f}, users {row['exact_user_reassign_over_train']:.1f} "
+              f"epochs of training (K x a forward pass over {D:,} rows = {fwd:.2f} s)")
+    print(f"load average {os.getloadavg()[0]:.2f} after")
+    if args.json:
+        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+        with open(args.json, "w") as fh:
+            json.dump({"load_average": os.getloadavg(), "results": rows}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
