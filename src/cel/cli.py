@@ -1,6 +1,6 @@
 """The ``cel`` command line: every workflow step, usable with or without Snakemake.
 
-    cel validate CONFIG...                      check a profile, print the runs it defines
+    cel validate CONFIG... [--dataset D]        check a profile, print the runs it defines (D: a csv file's stats)
     cel fetch    CONFIG... --dataset D          raw archive from the mirror or the canonical URL, verified
     cel prepare  CONFIG... --dataset D          raw archive -> prepared parquet tables
     cel variant  CONFIG... --dataset D --variant V
@@ -56,6 +56,16 @@ def _dataset(cfg: ProjectConfig, name: str) -> str:
 
 # ------------------------------------------------------------------------------ handlers
 def cmd_validate(cfg: ProjectConfig, args) -> int:
+    if getattr(args, "dataset", None):     # one dataset: its mapping checked on the file's first lines
+        ds = cfg.dataset(_dataset(cfg, args.dataset))
+        if ds["kind"] != "csv":
+            print(f"{args.dataset}: kind {ds['kind']} (archives are verified by `cel fetch`; nothing to check here)")
+            return 0
+        from cel.data.csv_source import describe
+
+        for line in describe(args.dataset, ds):
+            print(line)
+        return 0
     runs = cfg.runs()
     print(f"{args.config}: valid; {len(runs)} run(s)")
     for r in runs:
@@ -217,7 +227,9 @@ def _args_table(sp) -> None:
 Handler = Callable[[ProjectConfig, argparse.Namespace], int]
 #: name -> (help, argument builder, handler, several profiles allowed)
 COMMANDS: dict[str, tuple[str, Callable, Handler, bool]] = {
-    "validate": ("validate a profile and list its runs", lambda sp: None, cmd_validate, True),
+    "validate": ("validate a profile and list its runs (--dataset: check a csv dataset's file)",
+                 lambda sp: sp.add_argument("--dataset", help="check this dataset's file and mapping, run nothing"),
+                 cmd_validate, True),
     "fetch": ("fetch and verify a raw archive", _args_dataset, cmd_fetch, True),
     "prepare": ("raw archive -> prepared tables", _args_dataset, cmd_prepare, True),
     "variant": ("prepared tables -> a dataset variant", lambda sp: _args_dataset(sp, True), cmd_variant, True),

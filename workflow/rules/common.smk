@@ -54,8 +54,12 @@ wildcard_constraints:
 
 
 def get_archive(wildcards):
-    kind = CFG.dataset(wildcards.dataset)["kind"]
-    return [f"{ARCH}/{SOURCES[kind].archive}"] if kind in SOURCES else []
+    """The prepare rule's raw input: a source's archive, or a csv dataset's own files (so that a
+    changed file reprepares the dataset and everything after it)."""
+    ds = CFG.dataset(wildcards.dataset)
+    if ds["kind"] == "csv":
+        return [ds["path"]] + ([ds["items_file"]["path"]] if ds.get("items_file") else [])
+    return [f"{ARCH}/{SOURCES[ds['kind']].archive}"] if ds["kind"] in SOURCES else []
 
 
 def get_source_of_archive(wildcards):

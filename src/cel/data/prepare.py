@@ -44,6 +44,10 @@ def load_raw(name: str, ds_cfg: dict, archives_dir: Path, mirror: str | None, re
         spec = SyntheticSpec.from_config(ds_cfg)
         inter, items = generate(spec)
         return inter, items, {"source": "synthetic", "params": ds_cfg}
+    if kind == "csv":
+        from cel.data.csv_source import load_csv
+
+        return load_csv(name, ds_cfg)
     source = SOURCES[kind]
     archive = fetch_archive(source, archives_dir, mirror)
     blobs, checks = {}, {}
@@ -66,6 +70,10 @@ def prepare_dataset(name: str, ds_cfg: dict, out_dir: str | Path, archives_dir: 
         n = int(inter.duplicated(["raw_user", "raw_item"]).sum())
         raise DataError(f"{name}: {n} duplicated (user, item) pairs in the ratings")
     inter, meta = remap(inter, items)
+    if "id_maps" in prov:           # csv: raw id -> prepared id, next to the prepared tables
+        from cel.data.csv_source import write_id_maps
+
+        write_id_maps(prov, out_dir)
     info = {
         "dataset": name, "users": int(inter["user"].max() + 1), "items": int(inter["item"].max() + 1),
         "interactions": len(inter), **prov,

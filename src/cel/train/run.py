@@ -39,7 +39,7 @@ from cel.io import write_json, write_parquet, write_text
 from cel.metrics import bucket_mse
 from cel.models import MODELS
 from cel.models.side_features import SideFeatures
-from cel.provenance import git_commit
+from cel.provenance import git_commit, source_sha256
 from cel.runkey import RunKey
 from cel.train.feeds import BatchContext, FeedConfig, InteractionTable, item_brand, item_genres, make_batch, make_feed
 from cel.train.grad_avg import GradientAveraging
@@ -318,6 +318,7 @@ def write(cfg: ProjectConfig, d: RunData, chosen: Fitted, final: Fitted, trials:
         "selection": {"params": chosen.params, "candidates": trials},
         "test_mse_by_item_interactions": results.get("buckets", {}),     # Figure 4
         "tags": {"git_commit": git_commit(), "config_hash": config_hash(resolved), "data_sha256": d.data_sha,
+                 "source_sha256": source_sha256(paths.prepared_dir(cfg.results_dir, d.key.dataset) / "meta.json"),
                  "n_users": d.fold.n_users, "n_items": d.fold.n_items, "n_train": len(final.data.tables["train"]),
                  "n_test": len(d.tables["test"]), "threads": d.threads},
         "params": resolved,
