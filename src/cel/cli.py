@@ -6,7 +6,9 @@
     cel variant  CONFIG... --dataset D --variant V
     cel split    CONFIG... --dataset D --variant V
     cel train    CONFIG... --run TASK/D/V/MODEL/METHOD/crC/fK/sS [--out DIR] [--threads N] [--mlflow]
+    cel tune     CONFIG... --study TASK/D/V/MODEL/METHOD/crC/fK/sS [--workers N]   one Optuna study
     cel mirror   CONFIG RUN_DIR...              mirror metrics.json files to MLflow
+    cel mirror-study CONFIG STUDY_DIR...        a study (parent run) and its trials (nested) to MLflow
     cel summarize CONFIG... [--out CSV]         all runs of the grid -> summary.csv (long format)
     cel table    CONFIG... --name table7 [--summary CSV] [--out TEX]   (+ cells .csv, claims _claims.csv)
     cel readme   CONFIG... [--check]            results -> docs/results/ -> the README's generated blocks
@@ -111,11 +113,53 @@ def cmd_train(cfg: ProjectConfig, args) -> int:
     key = RunKey.parse(args.run)
     check_run(cfg, key)
     out = Path(args.out) if args.out else paths.run_dir(cfg.results_dir, key)
-    execute_run(cfg, key, out, threads=args.threads)
+    fixed = None
+    if args.params:
+        from cel.tune.study import load_best
+
+        fixed = load_best(args.params)
+    execute_run(cfg, key, out, threads=args.threads, fixed=fixed)
     if args.mlflow:
         from cel.tracking import mirror_run
 
         mirror_run(out, cfg.results_dir, cfg.raw["mlflow"]["tracking_uri"], cfg.raw["mlflow"]["experiment"])
+    return 0
+
+
+def _study(cfg: ProjectConfig, text: str) -> RunKey:
+    key = RunKey.parse(text)
+    check_run(cfg, key)
+    if cfg.method_tune(key) is None:
+        raise ConfigError(f"--study: {key.key} is not tuned by any grid block (grid[].tune)")
+    return key
+
+
+def cmd_tune(cfg: ProjectConfig, args) -> int:
+    """One Optuna study with N worker processes -> best_params.yaml."""
+    from cel.tune.study import tune
+
+    key = _study(cfg, args.study)
+    out = Path(args.out) if args.out else paths.study_dir(cfg.results_dir, key)
+    workers = args.workers or cfg.raw["tuning"]["workers"]
+    rec = tune(cfg, key, args.config, out, workers, threads=args.threads)
+    print(f"{rec['study']}: best {rec['best_value']:.4f} (trial {rec['best_trial']}) {rec['params']} {rec['trials']}")
+    return 0
+
+
+def cmd_tune_worker(cfg: ProjectConfig, args) -> int:
+    from cel.tune.study import run_worker
+
+    ran = run_worker(cfg, _study(cfg, args.study), Path(args.out), args.worker, args.threads)
+    print(f"worker {args.worker}: {ran} trial(s)")
+    return 0
+
+
+def cmd_mirror_study(cfg: ProjectConfig, args) -> int:
+    from cel.tune.mirror import mirror_study
+
+    for d in args.study_dirs:
+        out = mirror_study(d, cfg.results_dir, cfg.raw["mlflow"]["tracking_uri"], cfg.raw["mlflow"]["experiment"])
+        print(f"{d} -> mlflow parent {out['parent_run_id']}, {len(out['trials'])} trial run(s)")
     return 0
 
 
@@ -133,7 +177,14 @@ def cmd_summarize(cfg: ProjectConfig, args) -> int:
     from cel.io import atomic_path
     from cel.report import summarize
 
-    files = [paths.run_dir(cfg.results_dir, k) / "metrics.json" for k in cfg.runs()]
+    runs = cfg.runs()
+    if args.table:
+        from cel.tables import TABLES, table_runs
+
+        if args.table not in TABLES:
+            raise ConfigError(f"--table: unknown table '{args.table}' (known: {', '.join(TABLES)})")
+        runs = table_runs(TABLES[args.table], runs)
+    files = [paths.run_dir(cfg.results_dir, k) / "metrics.json" for k in runs]
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise ConfigError(f"{len(missing)} run(s) of the grid have no metrics.json yet, e.g. {missing[0]}")
@@ -216,6 +267,22 @@ def _args_train(sp) -> None:
     sp.add_argument("--out", help="run folder (default: RESULTS/runs/<run>)")
     sp.add_argument("--threads", type=int, help="torch threads (default: train.threads)")
     sp.add_argument("--mlflow", action="store_true", help="also mirror the run to MLflow")
+    sp.add_argument("--params", help="a study's best_params.yaml: the run's parameters (tuned methods)")
+
+
+def _args_tune(sp, worker: bool = False) -> None:
+    sp.add_argument("--study", required=True, help="TASK/DATASET/VARIANT/MODEL/METHOD/crC/fK/sS (S = train.seed)")
+    sp.add_argument("--out", required=worker, help="study folder (default: RESULTS/studies/<study>)")
+    sp.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    if worker:
+        sp.add_argument("--worker", type=int, default=0, help="worker index (seeds its sampler)")
+    else:
+        sp.add_argument("--workers", type=int, help="worker processes (default: tuning.workers)")
+
+
+def _args_summarize(sp) -> None:
+    sp.add_argument("--out")
+    sp.add_argument("--table", help="only the runs this table selects (its filters)")
 
 
 def _args_table(sp) -> None:
@@ -235,9 +302,14 @@ COMMANDS: dict[str, tuple[str, Callable, Handler, bool]] = {
     "variant": ("prepared tables -> a dataset variant", lambda sp: _args_dataset(sp, True), cmd_variant, True),
     "split": ("a variant -> its CV folds", lambda sp: _args_dataset(sp, True), cmd_split, True),
     "train": ("train one run", _args_train, cmd_train, True),
+    "tune": ("run one Optuna study (parallel workers) -> best_params.yaml", _args_tune, cmd_tune, True),
+    "tune-worker": ("one worker process of a study (started by `cel tune`)", lambda sp: _args_tune(sp, True),
+                    cmd_tune_worker, True),
+    "mirror-study": ("mirror a study (parent run) and its trials (nested runs) to MLflow",
+                     lambda sp: sp.add_argument("study_dirs", nargs="+"), cmd_mirror_study, False),
     "mirror": ("mirror run folders to MLflow", lambda sp: sp.add_argument("run_dirs", nargs="+"), cmd_mirror, False),
     "summarize": ("collect the grid's metrics.json into summary.csv",
-                  lambda sp: sp.add_argument("--out"), cmd_summarize, True),
+                  _args_summarize, cmd_summarize, True),
     "table": ("render a LaTeX table (+ cells and claims CSV) from summary.csv", _args_table, cmd_table, True),
     "figure": ("plot the progressive score of stream runs", _args_figure, cmd_figure, True),
     "plot": ("a paper figure (fig3..fig7b, prop1) as PDF, PNG and CSV", _figs.add_args, _figs.run, True),

@@ -187,6 +187,7 @@ class ProjectConfig:
     only_datasets: tuple[str, ...] = field(default_factory=tuple)
     _block_params: dict = field(default_factory=dict, repr=False)
     _block_search: dict = field(default_factory=dict, repr=False)
+    _block_tune: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_dict(cls, cfg: dict) -> "ProjectConfig":
@@ -231,6 +232,29 @@ class ProjectConfig:
         each tried on the fold's own validation slice (nested selection, never test)."""
         return self._block_search.get(key.key, {})
 
+    def method_tune(self, key: RunKey) -> dict | None:
+        """The Optuna search space of ``key``'s block (``grid.tune``), or None when it is not tuned."""
+        name = self._block_tune.get(key.key)
+        return None if name is None else self.raw["tuning"]["spaces"][name]
+
+    def studies(self) -> list[RunKey]:
+        """One study per tuned (task, dataset, variant, model, method, compression, fold): the run
+        key with the tuning seed (train.seed); every seed's final run reads its best_params.yaml."""
+        out: dict[str, RunKey] = {}
+        for key in self.runs():
+            if self.method_tune(key) is not None:
+                sk = replace(key, seed=self.raw["train"]["seed"])
+                out.setdefault(sk.key, sk)
+                self._block_params.setdefault(sk.key, self._block_params[key.key])
+                self._block_search.setdefault(sk.key, {})
+                self._block_tune.setdefault(sk.key, self._block_tune[key.key])
+        return list(out.values())
+
+    def resolved_study(self, key: RunKey) -> dict:
+        """Everything that determines a study (hashed): its run settings, space and budget."""
+        tuning = {k: v for k, v in self.raw["tuning"].items() if k not in ("spaces", "workers", "storage")}
+        return {**self.resolved_run(key), "space": self.method_tune(key), "tuning": tuning}
+
     def task(self, name: str) -> dict:
         """A named task entry: ``kind`` (Task registry), ``threshold``, ``feed``, ``train`` overrides."""
         return self.raw["tasks"][name]
@@ -265,6 +289,21 @@ class ProjectConfig:
                 out.setdefault(key.key, key)
                 self._block_params.setdefault(key.key, block["params"].get(method, {}))
                 self._block_search.setdefault(key.key, block["search"].get(method, {}))
+                self._block_tune.setdefault(key.key, block["tune"].get(method))
+                if self._block_tune[key.key] is not None:
+                    space = self._block_tune[key.key]
+                    if space not in self.raw["tuning"]["spaces"]:
+                        raise ConfigError(f"config invalid value at 'grid.tune.{method}': no space {space!r} in "
+                                          f"tuning.spaces (known: {', '.join(self.raw['tuning']['spaces']) or 'none'})")
+                    from cel.tune.space import check_space
+
+                    check_space(self.raw["tuning"]["spaces"][space], f"tuning.spaces.{space}")
+                    if self.train_for(key).val_fraction <= 0:
+                        raise ConfigError(f"config invalid value at 'grid.tune.{method}': tuning needs a validation "
+                                          f"slice (train.val_fraction > 0), never the test fold")
+                    if self._block_search[key.key]:
+                        raise ConfigError(f"config invalid value at 'grid.tune.{method}': a block either tunes "
+                                          f"a method or hand-grids it (search), not both")
                 if self._block_search[key.key] and self.train_for(key).val_fraction <= 0:
                     raise ConfigError(f"config invalid value at 'grid.search.{method}': a hand grid needs a "
                                       f"validation slice (train.val_fraction > 0), never the test fold")
@@ -282,6 +321,7 @@ class ProjectConfig:
             "method": {"base": self.method_class(key.method), **self.method_params(key.method, key)},
             "train": asdict(self.train_for(key)),
             **({"search": search} if (search := self.method_search(key.method, key)) else {}),
+            **({"tune": tune} if (tune := self.method_tune(key)) is not None else {}),
         }
 
 

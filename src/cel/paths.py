@@ -32,3 +32,9 @@ def summary_path(results: Path) -> Path:
 
 def table_path(results: Path, name: str) -> Path:
     return Path(results) / "tables" / f"{name}.tex"
+
+
+def study_dir(results: Path, key: RunKey) -> Path:
+    """An Optuna study's folder (best_params.yaml, journal, trials/): the run path without its seed,
+    since one study per fold serves every seed's final run."""
+    return Path(results) / "studies" / key.key.rsplit("/", 1)[0]

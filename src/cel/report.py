@@ -50,8 +50,11 @@ def _params(record: dict) -> dict[str, str]:
     out = {}
     params = dict(record.get("params") or {})
     chosen = (record.get("selection") or {}).get("params") or {}
-    if chosen:
-        params["method"] = {**(params.get("method") or {}), **chosen}
+    if chosen:        # ``train.<setting>`` keys of a tuned candidate go to the train section
+        method = {k: v for k, v in chosen.items() if not k.startswith("train.")}
+        train = {k[len("train."):]: v for k, v in chosen.items() if k.startswith("train.")}
+        params["method"] = {**(params.get("method") or {}), **method}
+        params["train"] = {**(params.get("train") or {}), **train}
     for section, prefix in PARAM_SECTIONS:
         block = params.get(section)
         if not isinstance(block, dict):

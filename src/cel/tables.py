@@ -41,6 +41,29 @@ from cel.tablespec import (CORE_AXES, CORE_DEFAULTS, DEFAULT_TITLES, METHOD_LABE
 from cel.tablespecs import TABLES, TABLE7_METHODS  # noqa: F401  (the registry, re-exported)
 
 
+# -- which runs a table needs --------------------------------------------------------------
+RUN_AXES = ("task", "dataset", "variant", "model", "method", "compression", "fold", "seed")
+
+
+def table_runs(spec: TableSpec, runs) -> list:
+    """The runs (RunKeys) a table selects through its filters on run coordinates; each table's
+    target depends on these only. Parameter filters (``param.*``) are applied when rendering."""
+    out = []
+    for r in runs:
+        coords = {a: canon(getattr(r, a)) for a in RUN_AXES}
+        ok = True
+        for k, vals in spec.filters.items():
+            parts = k.split("+")
+            if not all(p in RUN_AXES for p in parts):
+                continue
+            if "+".join(coords[p] for p in parts) not in vals:
+                ok = False
+                break
+        if ok:
+            out.append(r)
+    return out
+
+
 # -- aggregation -------------------------------------------------------------------------------
 def higher_is_better(metric: str) -> bool | None:
     """The metric's direction from its task; None for a metric without one (sizes, timings)."""

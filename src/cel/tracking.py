@@ -49,9 +49,20 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def experiment_id(client, experiment: str, uri: str, results_dir: str | Path) -> str:
+    """The experiment's id, created (artifacts under results/mlflow/artifacts for sqlite) if new."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is not None:
+        return exp.experiment_id
+    art = (Path(results_dir) / "mlflow" / "artifacts").resolve() if uri.startswith("sqlite") else None
+    return client.create_experiment(experiment, artifact_location=art.as_uri() if art else None)
+
+
 def mirror_run(run_dir: str | Path, results_dir: str | Path, tracking_uri: str | None = None,
-               experiment: str = "cel") -> str:
-    """Log one run folder to MLflow; return the MLflow run id (also written to ``mlflow.json``)."""
+               experiment: str = "cel", *, run_key: str | None = None, extra_tags: dict | None = None) -> str:
+    """Log one run folder to MLflow; return the MLflow run id (also written to ``mlflow.json``).
+    ``run_key``: the identity tag (default: the record's RunKey; a trial passes study/trial);
+    ``extra_tags``: e.g. ``mlflow.parentRunId`` to nest a trial under its study."""
     import mlflow
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
@@ -60,16 +71,11 @@ def mirror_run(run_dir: str | Path, results_dir: str | Path, tracking_uri: str |
     record = json.loads((run_dir / "metrics.json").read_text())
     digest = hashlib.sha256((run_dir / "metrics.json").read_bytes()).hexdigest()
     r = record["run"]
-    run_key = RunKey.from_mapping(r).key
+    run_key = run_key or RunKey.from_mapping(r).key
     uri = resolve_tracking_uri(tracking_uri, results_dir)
     with _lock_for(uri, results_dir):
         client = MlflowClient(tracking_uri=uri)
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            art = (Path(results_dir) / "mlflow" / "artifacts").resolve() if uri.startswith("sqlite") else None
-            exp_id = client.create_experiment(experiment, artifact_location=art.as_uri() if art else None)
-        else:
-            exp_id = exp.experiment_id
+        exp_id = experiment_id(client, experiment, uri, results_dir)
         found = client.search_runs([exp_id], filter_string=f"tags.`cel.run_key` = '{run_key}'")
         for old in found:
             if old.data.tags.get("cel.metrics_sha256") == digest:
@@ -85,6 +91,7 @@ def mirror_run(run_dir: str | Path, results_dir: str | Path, tracking_uri: str |
         tags += [RunTag("cel.run_key", run_key), RunTag("cel.metrics_sha256", digest),
                  RunTag("mlflow.source.git.commit", record["tags"]["git_commit"])]
         tags += [RunTag(f"cel.run.{k}", str(v)) for k, v in r.items()]
+        tags += [RunTag(k, str(v)) for k, v in (extra_tags or {}).items()]
         metrics = [Metric(k, float(v), now, 0) for k, v in {**record["metrics"], **record.get("timing", {})}.items()
                    if isinstance(v, (int, float))]
         curves_path = run_dir / "curves.parquet"

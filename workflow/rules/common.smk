@@ -8,7 +8,7 @@ from cel import paths
 from cel.config import ProjectConfig, config_hash, validate
 from cel.runkey import RunKey
 from cel.data.sources import SOURCES
-from cel.tables import TABLES
+from cel.tables import TABLES, table_runs
 
 # Validate once (unknown or ill-typed keys fail here, naming the key) and type the config.
 CFG = ProjectConfig.from_dict(validate(config))
@@ -34,6 +34,13 @@ if not Path(FETCH_CONFIG).exists() or Path(FETCH_CONFIG).read_text() != _fetch_t
 RUNS = CFG.runs()
 RUN_INDEX = {r.key: r for r in RUNS}     # run key -> RunKey: O(1) lookups per job
 RUN = RunKey.PATTERN
+# One Optuna study per tuned (task, dataset, variant, model, method, compression, fold): the run
+# pattern without its seed; every seed's final run reads the study's best_params.yaml.
+STUDIES = CFG.studies()
+STUDY_INDEX = {str(paths.study_dir(RES, k)): k for k in STUDIES}
+STUDY = RunKey.PATTERN.rsplit("/", 1)[0]
+# Each table is built from its own runs only (`snakemake table6` trains Table 6's runs, nothing else)
+TABLE_RUNS = {name: table_runs(TABLES[name], RUNS) for name in CFG.raw["tables"]}
 
 
 def _alts(values):
@@ -71,8 +78,39 @@ def get_source_of_archive(wildcards):
 
 
 def get_run_inputs(wildcards):
+    """The fold's data and, for a tuned method, its study's best_params.yaml (so the DAG records
+    where every hyperparameter came from)."""
     vdir = f"{RES}/data/{wildcards.dataset}/{wildcards.variant}"
-    return {"interactions": f"{vdir}/interactions.parquet", "folds": f"{vdir}/folds.parquet"}
+    out = {"interactions": f"{vdir}/interactions.parquet", "folds": f"{vdir}/folds.parquet"}
+    key = RUN_INDEX.get(get_run_key(wildcards))
+    if key is not None and CFG.method_tune(key) is not None:
+        out["best_params"] = str(paths.study_dir(RES, key) / "best_params.yaml")
+    return out
+
+
+def get_run_params_arg(wildcards, input):
+    return f"--params {input.best_params}" if "best_params" in input.keys() else ""
+
+
+def get_study_key(wildcards):
+    """The study of a study folder (its RunKey carries the tuning seed, train.seed)."""
+    d = f"{RES}/studies/" + STUDY.format(**{k: getattr(wildcards, k) for k in
+                                            ("task", "dataset", "variant", "model", "method", "compression", "fold")})
+    if d not in STUDY_INDEX:
+        raise ValueError(f"{d}: no grid block tunes this (grid[].tune)")
+    return STUDY_INDEX[d].key
+
+
+def get_study_config_hash(wildcards):
+    return config_hash(CFG.resolved_study(RunKey.parse(get_study_key(wildcards))))
+
+
+def get_all_study_mirrors(wildcards=None):
+    return [str(paths.study_dir(RES, k) / "mlflow.json") for k in STUDIES]
+
+
+def get_table_metrics(wildcards):
+    return [str(paths.run_dir(RES, r) / "metrics.json") for r in TABLE_RUNS[wildcards.table]]
 
 
 def get_run_key(wildcards):
@@ -96,4 +134,4 @@ def get_all_mirrors(wildcards=None):
 def get_final_output():
     """Tables and summary (from metrics.json only) and the MLflow mirror of every run (a sink)."""
     return ([f"{RES}/summary.csv"] + [f"{RES}/tables/{t}.tex" for t in CFG.raw["tables"]]
-            + get_all_mirrors())
+            + get_all_mirrors() + get_all_study_mirrors())

@@ -15,9 +15,24 @@ rule aggregate_runs:
         "{params.cel} summarize {params.config} --out {output} > {log} 2>&1"
 
 
+# a table's own runs -> its summary (so a table never waits on another table's runs)
+rule table_summary:
+    input:
+        metrics=get_table_metrics,
+    output:
+        f"{RES}/tables/{{table}}.summary.csv",
+    params:
+        cel=CEL,
+        config=RESOLVED,
+    log:
+        f"{RES}/logs/table_summary/{{table}}.log",
+    shell:
+        "{params.cel} summarize {params.config} --table {wildcards.table} --out {output} > {log} 2>&1"
+
+
 rule make_table:
     input:
-        f"{RES}/summary.csv",
+        f"{RES}/tables/{{table}}.summary.csv",
     output:
         tex=f"{RES}/tables/{{table}}.tex",
         cells=f"{RES}/tables/{{table}}.csv",
@@ -29,3 +44,14 @@ rule make_table:
         f"{RES}/logs/make_table/{{table}}.log",
     shell:
         "{params.cel} table {params.config} --name {wildcards.table} --summary {input} --out {output.tex} > {log} 2>&1"
+
+
+# Every table of the profile is a target by its name: `snakemake table6` builds Table 6's runs,
+# its table and nothing else.
+for _table in CFG.raw["tables"]:
+
+    rule:
+        name:
+            _table
+        input:
+            f"{RES}/tables/{_table}.tex",

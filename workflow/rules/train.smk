@@ -13,13 +13,14 @@ rule train_run:
         run=get_run_key,
         config_hash=get_run_config_hash,
         outdir=f"{RES}/runs/{RUN}",
+        tuned=get_run_params_arg,
     threads: 1
     log:
         f"{RES}/logs/train_run/{RUN}.log",
     benchmark:
         f"{RES}/benchmarks/train_run/{RUN}.tsv"
     shell:
-        "{params.cel} train {params.config} --run {params.run} --out {params.outdir} --threads {threads} > {log} 2>&1"
+        "{params.cel} train {params.config} --run {params.run} --out {params.outdir} --threads {threads} {params.tuned} > {log} 2>&1"
 
 
 rule mirror_mlflow:
@@ -35,3 +36,42 @@ rule mirror_mlflow:
         f"{RES}/logs/mirror_mlflow/{RUN}.log",
     shell:
         "{params.cel} mirror {params.config} {params.outdir} > {log} 2>&1"
+
+
+# One Optuna study (tuning.workers processes sharing its journal file or RDB): every trial trains
+# on the fold's training part minus its validation slice; best_params.yaml feeds the final runs.
+rule tune_study:
+    input:
+        interactions=f"{RES}/data/{{dataset}}/{{variant}}/interactions.parquet",
+        folds=f"{RES}/data/{{dataset}}/{{variant}}/folds.parquet",
+    output:
+        f"{RES}/studies/{STUDY}/best_params.yaml",
+    params:
+        cel=CEL,
+        config=RESOLVED,
+        study=get_study_key,
+        config_hash=get_study_config_hash,
+        outdir=f"{RES}/studies/{STUDY}",
+    threads: CFG.raw["tuning"]["workers"]
+    log:
+        f"{RES}/logs/tune_study/{STUDY}.log",
+    benchmark:
+        f"{RES}/benchmarks/tune_study/{STUDY}.tsv"
+    shell:
+        "{params.cel} tune {params.config} --study {params.study} --out {params.outdir} --workers {threads} > {log} 2>&1"
+
+
+# The study as an MLflow parent run, each trial a nested run (one process, after the study)
+rule mirror_study:
+    input:
+        f"{RES}/studies/{STUDY}/best_params.yaml",
+    output:
+        f"{RES}/studies/{STUDY}/mlflow.json",
+    params:
+        cel=CEL,
+        config=RESOLVED,
+        outdir=f"{RES}/studies/{STUDY}",
+    log:
+        f"{RES}/logs/mirror_study/{STUDY}.log",
+    shell:
+        "{params.cel} mirror-study {params.config} {params.outdir} > {log} 2>&1"

@@ -210,8 +210,10 @@ def batch_context(feed_cfg: FeedConfig, d: RunData, model) -> BatchContext | Non
     return BatchContext(d.tables["train"], H, feats) if (H or feats) else None
 
 
-def train(cfg: ProjectConfig, d: RunData, parts: Parts, out_dir: Path, log, ckpt_name: str = "checkpoint.pt") -> Trainer:
-    """Fit with the task's feed; validation (never test) selects the step; resume from a checkpoint."""
+def train(cfg: ProjectConfig, d: RunData, parts: Parts, out_dir: Path, log, ckpt_name: str = "checkpoint.pt",
+          callbacks: tuple = ()) -> Trainer:
+    """Fit with the task's feed; validation (never test) selects the step; resume from a checkpoint.
+    ``callbacks``: extra trainer callbacks (an Optuna trial's pruning reporter)."""
     feed_cfg = FeedConfig.from_dict(cfg.task(d.key.task).get("feed"))
     ctx = batch_context(feed_cfg, d, parts.model)
     feed = make_feed(feed_cfg, d.tables["train"], d.key.seed, ctx)
@@ -226,7 +228,8 @@ def train(cfg: ProjectConfig, d: RunData, parts: Parts, out_dir: Path, log, ckpt
     ckpt = out_dir / ckpt_name
     trainer = Trainer(d.task, feed, parts.model, parts.user_emb, parts.item_emb, d.train_cfg,
                       reg=cfg.model(d.key.model).reg, evaluate=evaluate,
-                      callbacks=[GradientAveraging(d.train_cfg.grad_avg_scope), MethodSteps(), *parts.schedules], log=log,
+                      callbacks=[GradientAveraging(d.train_cfg.grad_avg_scope), MethodSteps(), *parts.schedules,
+                                 *callbacks], log=log,
                       checkpoint_path=ckpt if d.train_cfg.checkpoint_every else None)
     if d.train_cfg.checkpoint_every and ckpt.exists():
         trainer.load_checkpoint(ckpt)
@@ -301,6 +304,8 @@ def write(cfg: ProjectConfig, d: RunData, chosen: Fitted, final: Fitted, trials:
     """metrics.json (last) and the files beside it. ``chosen`` is the selected model trained on
     train minus validation, ``final`` the reported one (``chosen`` itself without refit)."""
     resolved = cfg.resolved_run(d.key)
+    if chosen.data.train_cfg != d.train_cfg:        # a tuned candidate's train.* settings (lr...)
+        resolved["train"] = {**resolved["train"], **split_params(chosen.params)[1]}
     tr, sel = final.trainer, chosen.trainer
     clusters = cluster_record(tr, final.parts, out_dir)
     write_text(out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=True))
@@ -340,27 +345,57 @@ class Fitted:
     data: RunData
 
 
+TRAIN_PREFIX = "train."
+
+
+def split_params(params: dict) -> tuple[dict, dict]:
+    """A candidate's (method parameters, training settings): ``train.<setting>`` keys are the latter."""
+    method = {k: v for k, v in params.items() if not k.startswith(TRAIN_PREFIX)}
+    train_over = {k[len(TRAIN_PREFIX):]: v for k, v in params.items() if k.startswith(TRAIN_PREFIX)}
+    return method, train_over
+
+
+def with_train(d: RunData, train_over: dict) -> RunData:
+    """``d`` under a candidate's training settings (lr, optimizer...); the data are shared."""
+    if not train_over:
+        return d
+    try:
+        return replace(d, train_cfg=replace(d.train_cfg, **train_over))
+    except TypeError as exc:
+        raise ConfigError(f"config invalid value at 'train': {exc}") from None
+
+
+def fit_candidate(cfg: ProjectConfig, d: RunData, params: dict, out_dir: Path, log, ckpt_name: str = "checkpoint.pt",
+                  callbacks: tuple = ()) -> Fitted:
+    """One candidate (method parameters and ``train.*`` settings) trained on train minus validation."""
+    method, train_over = split_params(params)
+    dc = with_train(d, train_over)
+    parts = build(cfg, dc, method)
+    return Fitted(params, parts, train(cfg, dc, parts, out_dir, log, ckpt_name, callbacks), dc)
+
+
 def candidates(space: dict[str, list]) -> list[dict]:
     """Every combination of a hand grid, in a fixed order ([{}] for no grid)."""
     names = sorted(space)
     return [dict(zip(names, values)) for values in product(*(space[n] for n in names))]
 
 
-def select(cfg: ProjectConfig, d: RunData, out_dir: Path, log) -> tuple[Fitted, list[dict]]:
+def select(cfg: ProjectConfig, d: RunData, out_dir: Path, log, fixed: dict | None = None) -> tuple[Fitted, list[dict]]:
     """Train every candidate on train minus validation; validation alone picks the step (inside
-    the trainer) and the candidate (first best on ties). Returns the winner and every trial."""
-    cands = candidates(cfg.method_search(d.key.method, d.key))
+    the trainer) and the candidate (first best on ties). Returns the winner and every trial.
+    ``fixed``: the one candidate (a study's best parameters) instead of the block's hand grid."""
+    cands = [fixed] if fixed is not None else candidates(cfg.method_search(d.key.method, d.key))
     key = f"val_{d.task.primary}"
     best, trials = None, []
     for i, params in enumerate(cands):
-        parts = build(cfg, d, params)
-        tr = train(cfg, d, parts, out_dir, log, f"checkpoint.c{i}.pt" if len(cands) > 1 else "checkpoint.pt")
+        fitted = fit_candidate(cfg, d, params, out_dir, log, f"checkpoint.c{i}.pt" if len(cands) > 1 else "checkpoint.pt")
+        tr = fitted.trainer
         score = float(tr.best_val) if tr.best_state is not None else None     # None: nothing was validated
         trials.append({"params": params, key: score, "selected_step": tr.selected_step, "steps": tr.step})
         if len(cands) > 1:
             log(f"[cel] candidate {i + 1}/{len(cands)} {params}: {key}={tr.best_val:.4f} at step {tr.selected_step}")
         if best is None or d.task.better(tr.best_val, best.trainer.best_val):
-            best = Fitted(params, parts, tr, d)
+            best = fitted
     return best, trials
 
 
@@ -368,6 +403,7 @@ def refit(cfg: ProjectConfig, d: RunData, chosen: Fitted, out_dir: Path, log) ->
     """The chosen candidate trained again on the whole training fold (train + validation slice)
     for the selected number of steps, from the same seed; nothing is evaluated during it."""
     steps = chosen.trainer.selected_step
+    d = chosen.data                                     # the candidate's training settings
     whole = d.fold.train.reset_index(drop=True)
     if cfg.variant(d.key.variant).get("split") == "chrono":   # time-ordered stream: the same passes over it
         steps = -(-steps * len(whole) // max(1, len(d.train)))
@@ -377,19 +413,24 @@ def refit(cfg: ProjectConfig, d: RunData, chosen: Fitted, out_dir: Path, log) ->
     tcfg = replace(d.train_cfg, steps=steps, val_fraction=0.0, patience=0, min_steps=0, eval_every=steps)
     dr = replace(d, train=whole, tables=tables, train_cfg=tcfg)
     log(f"[cel] refit on the whole training fold ({len(whole)} interactions) for {steps} steps")
-    parts = build(cfg, dr, chosen.params)
+    parts = build(cfg, dr, split_params(chosen.params)[0])
     return Fitted(chosen.params, parts, train(cfg, dr, parts, out_dir, log, "checkpoint.refit.pt"), dr)
 
 
-def execute_run(cfg: ProjectConfig, key: RunKey, out_dir: str | Path, threads: int | None = None, log=None) -> dict:
-    """load → select → refit → evaluate → write; returns the metrics.json record."""
+def execute_run(cfg: ProjectConfig, key: RunKey, out_dir: str | Path, threads: int | None = None, log=None,
+                fixed: dict | None = None) -> dict:
+    """load → select → refit → evaluate → write; returns the metrics.json record. ``fixed``: the
+    parameters chosen by the run's Optuna study (its best_params.yaml), instead of a hand grid."""
     out_dir, t0 = Path(out_dir), time.perf_counter()
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     d = load(cfg, key, threads)
     log(f"[cel] run {key}: {d.fold.n_users} users, {d.fold.n_items} items, {len(d.tables['train'])} train / "
         f"{len(d.tables['val'])} val / {len(d.tables['test'])} test interactions, {d.threads} thread(s)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    chosen, trials = select(cfg, d, out_dir, log)
+    if cfg.method_tune(key) is not None and fixed is None:
+        raise ConfigError(f"run {key}: its method is tuned (grid.tune.{key.method}); pass the study's "
+                          f"best_params.yaml (cel train --params)")
+    chosen, trials = select(cfg, d, out_dir, log, fixed)
     results = evaluate(d, chosen.trainer)
     final = chosen
     if d.train_cfg.refit and len(d.tables["val"]):
