@@ -347,3 +347,41 @@ def test_timestamped_csv_stream_runs_cel_lite_through_the_stream_feed(tmp_path):
     assert meta["duplicates"]["rows_dropped"] == len(s) - len(last) > 0      # a power-law stream repeats pairs
     assert np.isfinite(rec["metrics"]["test_mse"]) and rec["metrics"]["steps"] >= 4
     assert rec["tags"]["source_sha256"].startswith("stream.csv=")
+
+
+def test_label_csv_with_items_file_runs_deepfm_conversion_on_the_chrono_split(tmp_path):
+    """A 0/1 label file and an items file with genres and brands: the chronological split
+    (variant split: chrono, needs the timestamp) and DeepFM with genre + brand side features on a
+    conversion task (threshold 1), from the profile alone."""
+    from cel.train.run import execute_run
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    u, i = rng.integers(0, 120, n), rng.integers(0, 60, n)
+    pd.DataFrame({"who": [f"客{x}" for x in u], "what": [f"sku-{x}" for x in i], "clicked": (rng.random(n) < 0.3).astype(int),
+                  "when": 1_700_000_000 + rng.permutation(n)}).to_csv(tmp_path / "clicks.csv", index=False)
+    pd.DataFrame({"sku": [f"sku-{x}" for x in range(60)], "cats": [f"c{x % 5};c{x % 3}" for x in range(60)],
+                  "maker": [f"m{x % 7}" for x in range(60)]}).to_csv(tmp_path / "items.csv", index=False)
+    prof = {"results_dir": str(tmp_path / "res"), "archives_dir": str(tmp_path / "arch"),
+            "datasets": {"clicks": {"kind": "csv", "path": str(tmp_path / "clicks.csv"),
+                                    "columns": {"user": "who", "item": "what", "label": "clicked", "timestamp": "when"},
+                                    "items_file": {"path": str(tmp_path / "items.csv"), "genre_sep": ";",
+                                                   "columns": {"item": "sku", "genres": "cats", "brand": "maker"}}}},
+            "variants": {"online": {"kind": "original", "split": "chrono", "test_fraction": 0.2}},
+            "models": {"deepfm": {"rank": 4, "reg": 0.0, "nonneg": "none", "side_features": ["genre", "brand"]}},
+            "tasks": {"conversion": {"kind": "conversion", "threshold": 1,
+                                     "feed": {"kind": "minibatch", "batch_size": 512}}},
+            "methods": {"modulo": {}},
+            "train": {"optimizer": "adam", "lr": 0.01, "steps": 30, "eval_every": 10, "log_every": 1000,
+                      "val_fraction": 0.1},
+            "grid": [{"tasks": ["conversion"], "datasets": ["clicks"], "variants": ["online"], "models": ["deepfm"],
+                      "methods": ["modulo"], "compressions": [10], "folds": [0]}]}
+    cfg = ProjectConfig.from_dict(validate(prof))
+    rec = execute_run(cfg, cfg.runs()[0], tmp_path / "run")
+    vdir = tmp_path / "res" / "data" / "clicks" / "online"
+    assert json.loads((vdir / "split.json").read_text())["kind"] == "chrono"
+    inter, folds = pd.read_parquet(vdir / "interactions.parquet"), pd.read_parquet(vdir / "folds.parquet")["fold"]
+    assert inter["timestamp"][folds == 0].min() > inter["timestamp"][folds != 0].max()     # test = the latest
+    items = pd.read_parquet(vdir / "items.parquet")
+    assert items["genres"].iloc[:2].tolist() == ["c0", "c1"] and items["brand"].iloc[0] == "m0"   # "c0;c0": once
+    assert 0.0 <= rec["metrics"]["test_auc"] <= 1.0

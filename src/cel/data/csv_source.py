@@ -418,8 +418,8 @@ def _items_table(spec: CsvSpec, item_order: np.ndarray) -> tuple[pd.DataFrame, d
     code = pd.Series(_codes(ids, item_order))
     out = pd.DataFrame({"raw_item": code.to_numpy()})
     out["title"] = roles["title"].to_numpy() if "title" in roles else ""
-    out["genres"] = ([("|".join(g.strip() for g in s.split(spec.genre_sep) if g.strip())) for s in roles["genres"]]
-                     if "genres" in roles else "")
+    out["genres"] = (["|".join(dict.fromkeys(g.strip().replace("|", "/") for g in s.split(spec.genre_sep) if g.strip()))
+                      for s in roles["genres"]] if "genres" in roles else "")     # each genre once, in file order
     if "brand" in roles:
         out["brand"] = roles["brand"].str.strip().str.replace("|", "/", regex=False).to_numpy()
     known = (code >= 0).to_numpy()
