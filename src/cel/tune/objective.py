@@ -34,12 +34,14 @@ class PruneReporter(Callback):
 
     def __init__(self, trial: optuna.Trial, metric: str):
         self.trial, self.metric = trial, metric
+        self.last: float | None = None
 
     def on_eval(self, trainer, metrics: dict) -> None:
         if self.metric not in metrics:
             return
         best = trainer.best_val if trainer.best_state is not None else metrics[self.metric]
         best = metrics[self.metric] if trainer.task.better(metrics[self.metric], best) else best
+        self.last = float(best)
         self.trial.report(float(best), trainer.step)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {trainer.step} ({self.metric}={best:.4f})")
@@ -62,8 +64,13 @@ class Objective:
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         self.log(f"[tune] {self.key.key.rsplit('/', 1)[0]} trial {trial.number}: {params}")
-        fitted = fit_candidate(self.cfg, self.data, params, out, self.log, "checkpoint.pt",
-                               callbacks=(PruneReporter(trial, self.metric),))
+        reporter = PruneReporter(trial, self.metric)
+        try:
+            fitted = fit_candidate(self.cfg, self.data, params, out, self.log, "checkpoint.pt", callbacks=(reporter,))
+        except optuna.TrialPruned:
+            (out / "checkpoint.pt").unlink(missing_ok=True)
+            self.write(trial, params, None, reporter.last, time.perf_counter() - t0, "pruned")
+            raise
         tr = fitted.trainer
         if tr.best_state is not None:
             value = float(tr.best_val)
@@ -71,26 +78,30 @@ class Objective:
             value = float(tr.history.eval[-1][self.metric])  # the schedule never settled: its last value
         else:
             raise RuntimeError(f"trial {trial.number}: no validation value (is the validation slice empty?)")
-        self.write(trial, params, fitted, value, time.perf_counter() - t0)
+        self.write(trial, params, fitted, value, time.perf_counter() - t0, "complete")
         (out / "checkpoint.pt").unlink(missing_ok=True)
         return value
 
-    def write(self, trial, params: dict, fitted, value: float, wall: float) -> None:
-        """The trial's own metrics.json: validation figures only (a trial never sees test)."""
+    def write(self, trial, params: dict, fitted, value: float | None, wall: float, state: str) -> None:
+        """The trial's own metrics.json (complete or pruned): validation figures only, a trial never
+        sees test. A pruned trial records the best validation value it reached and its step."""
         out = trial_dir(self.study_dir, trial.number)
-        tr = fitted.trainer
         resolved = self.cfg.resolved_run(self.key)
-        last_eval = tr.history.eval[-1] if tr.history.eval else {}
         write_text(out / "config.yaml", yaml.safe_dump(resolved, sort_keys=True))
-        curves_frame(tr).to_parquet(out / "curves.parquet", index=False)
+        metrics = {} if value is None else {self.metric: value}
+        if fitted is not None:
+            tr = fitted.trainer
+            last_eval = tr.history.eval[-1] if tr.history.eval else {}
+            curves_frame(tr).to_parquet(out / "curves.parquet", index=False)
+            metrics.update({"selected_step": tr.selected_step, "steps": tr.step,
+                            **{f"last_{k}": v for k, v in last_eval.items()}})
         write_json(out / "metrics.json", {
-            "run": self.key.as_dict(), "task": self.data.task.kind,
+            "run": self.key.as_dict(), "task": self.data.task.kind, "state": state,
             "study": str(self.study_dir), "trial": trial.number,
-            "metrics": {self.metric: value, "selected_step": tr.selected_step, "steps": tr.step,
-                        **{f"last_{k}": v for k, v in last_eval.items()}},
+            "metrics": metrics,
             "timing": {"wall_seconds": wall},
             "selection": {"params": params, "candidates": []},
             "tags": {"git_commit": git_commit(), "config_hash": config_hash(resolved),
-                     "data_sha256": self.data.data_sha, "trial": trial.number},
+                     "data_sha256": self.data.data_sha, "trial": trial.number, "state": state},
             "params": resolved,
         })
