@@ -7,7 +7,7 @@ from importlib import import_module
 from cel.tablespec import TableSpec
 from cel.tablespecs.table7 import TABLE7_METHODS  # noqa: F401
 
-_MODULES = ("table7", "table3", "table2")
+_MODULES = ("table7", "table3", "table2", "table3_detail")
 
 TABLES: dict[str, TableSpec] = {}
 for _name in _MODULES:
