@@ -158,6 +158,14 @@ def test_table3_pairs_seeds_and_tests_non_inferiority():
     assert not c2["holds"]
     tex = render(s, spec)
     assert "DeepFM" in tex and "DIN" in tex and "$^{n=5}$" in tex
+    # the detail table: progressive AUC and logloss beside the test AUC, same cells
+    s3 = pd.concat([s, s.assign(metric="progressive_auc", value=s["value"] - 0.05),
+                    s.assign(metric="test_logloss", value=0.6)])
+    detail = cell_stats(s3, TABLES["table3_detail"]).set_index(["method", "metric"])
+    assert detail.loc[("cel_lite", "test_auc"), "mean"] == pytest.approx(cel["mean"])
+    assert detail.loc[("cel_lite", "progressive_auc"), "mean"] == pytest.approx(cel["mean"] - 5.0)
+    assert detail.loc[("cel_lite", "test_logloss"), "mean"] == pytest.approx(0.6)
+    assert "Progressive AUC" in render(s3, TABLES["table3_detail"])
 
 
 def test_table2_din_rows_lower_mse_wins():
