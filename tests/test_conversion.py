@@ -157,7 +157,7 @@ def test_table3_pairs_seeds_and_tests_non_inferiority():
     c2 = check_claims(cell_stats(s2, spec), spec, s2).set_index(["better", "worse"]).loc[("cel_lite", "prehash_kmq")]
     assert not c2["holds"]
     tex = render(s, spec)
-    assert "DeepFM" in tex and "DIN" in tex and "$^{n=5}$" in tex
+    assert "DIN" in tex and "CEL-Lite" in tex and "$^{n=5}$" in tex
     # the detail table: progressive AUC and logloss beside the test AUC, same cells
     s3 = pd.concat([s, s.assign(metric="progressive_auc", value=s["value"] - 0.05),
                     s.assign(metric="test_logloss", value=0.6)])
@@ -176,3 +176,36 @@ def test_table2_din_rows_lower_mse_wins():
     s = pd.DataFrame(rows)
     claims = check_claims(cell_stats(s, spec), spec, s)
     assert claims["holds"].all() and (claims["n_pairs"] == 5).all()
+
+
+@pytest.mark.parametrize("name", ["din", "deepfm"])
+@pytest.mark.parametrize("side", ["item", "user"])
+def test_deep_candidate_scores_equal_the_model_on_every_pair(name, side):
+    """CEL-Lite's reassignment in DIN/DeepFM: the fast (E, C, n) scores are the model's forward on
+    the expanded pairs (candidate at the scored side's position, no history, no side features),
+    and the candidate losses equal the generic chunked path."""
+    import torch
+    from cel.cluster.lite_scoring import candidate_losses
+    from cel.models import MODELS
+    from cel.train.tasks import Conversion
+
+    torch.manual_seed(0)
+    model = MODELS[name](nonneg="none", **({"side_features": ("genre",), "vocab": {"genre": 5}} if name == "deepfm" else {}))
+    E, C, n, R = 4, 6, 5, 8
+    assert model.candidate_scores(side, torch.randn(E, n, R), torch.randn(E, C, R)) is None     # still lazy
+    model(torch.randn(3, R), torch.randn(3, R))                                                   # materialise
+    others, cand = torch.randn(E, n, R), torch.randn(E, C, R)
+    fast = model.candidate_scores(side, others, cand)
+    o = others[:, None].expand(E, C, n, R).reshape(-1, R)
+    c = cand[:, :, None].expand(E, C, n, R).reshape(-1, R)
+    slow = (model(o, c) if side == "item" else model(c, o)).reshape(E, C, n)
+    assert torch.allclose(fast, slow, atol=1e-5)
+    task = Conversion()
+    y, valid = (torch.rand(E, n) > 0.5).float(), torch.rand(E, n) > 0.2
+
+    class Plain(torch.nn.Module):                       # the same model without the fast path
+        def forward(self, *a, **k):
+            return model(*a, **k)
+    got = candidate_losses(model, side, others, cand, y, valid, task.loss_terms)
+    ref = candidate_losses(Plain(), side, others, cand, y, valid, task.loss_terms)
+    assert torch.allclose(got, ref, atol=1e-4)

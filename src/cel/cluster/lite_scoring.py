@@ -7,7 +7,9 @@ x (E, n) and a validity mask (E, n).
 * :func:`candidate_losses` — Eq. 4 restricted to C candidate clusters per entity:
   L[e, c] = Σ_t valid[e, t] · ℓ(y(O[e, t], B_q[cand[e, c]]), x[e, t])          (E, C)
   A dot-product model (:class:`~cel.models.base.PairScorer`) needs one batched matrix product
-  (E, C, R) × (E, R, n); any other model runs on (E_c · C · n, R) rows in chunks. O(E C n R).
+  (E, C, R) × (E, R, n); a model with ``candidate_scores(side, other, cand)`` (DIN, DeepFM: the
+  candidate at the target position, the first layer applied once per side) scores the (E, C, n)
+  block itself; any other model runs on (E_c · C · n, R) rows in chunks. O(E C n R).
 * :func:`buffer_gradients` — Eq. 5's g_e = -∂L/∂B(e, :) with B(e, :) = ``emb`` (E, R) (every
   member of a cluster shares its embedding), by autograd through the model. O(E n R).
 
@@ -48,6 +50,15 @@ def candidate_losses(model: InteractionModel, side: str, other: torch.Tensor, ca
             loss = loss_terms(pred, targets[:, None, :].expand_as(pred))
             return (loss * valid[:, None, :]).sum(-1)
         out = torch.empty(E, C, dtype=other.dtype)
+        scores = getattr(model, "candidate_scores", None)          # DIN/DeepFM: first layer once per side
+        if scores is not None and scores(side, other[:1], cand[:1]) is not None:
+            step = max(1, chunk_elems // max(1, C * n * 16))
+            for e0 in range(0, E, step):
+                sl = slice(e0, e0 + step)
+                pred = scores(side, other[sl], cand[sl])                              # (E_c, C, n)
+                loss = loss_terms(pred, targets[sl, None, :].expand_as(pred))
+                out[sl] = (loss * valid[sl, None, :]).sum(-1)
+            return out
         step = max(1, chunk_elems // max(1, C * n * R))
         for e0 in range(0, E, step):
             sl = slice(e0, e0 + step)

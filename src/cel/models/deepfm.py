@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from cel.models.base import InteractionModel
-from cel.models.layers import HIDDEN, check_nonneg, mlp
+from cel.models.layers import HIDDEN, check_nonneg, mlp, tower_over_candidates
 from cel.models.side_features import DEFAULT_VOCAB, Features, SideFeatures
 
 
@@ -58,6 +58,22 @@ class DeepFM(InteractionModel):
         """(B, F, R) field vectors [u, t, side fields] and (B,) first-order terms of the side fields."""
         side, side_first = self.fields(features, item_emb)
         return torch.cat([user_emb.unsqueeze(1), item_emb.unsqueeze(1), side], 1), side_first
+
+    def candidate_scores(self, side: str, others: torch.Tensor, cand: torch.Tensor) -> torch.Tensor | None:
+        """(E, C, n) outputs with candidate c (``cand`` (E, C, R)) in the scored ``side``'s field and
+        each buffered interaction's other-side embedding (``others`` (E, n, R)) in the other, no side
+        features: exactly ``forward`` on those (E·C·n) pairs (CEL-Lite's reassignment, the candidate
+        at the target position only), with the candidate-free parts computed once per side."""
+        if isinstance(self.linear, nn.modules.lazy.LazyModuleMixin) and self.linear.has_uninitialized_params():
+            return None
+        own, other = (1, 0) if side == "item" else (0, 1)                       # fields [u, t, side...]
+        deep = tower_over_candidates(self.deep, own, other, cand, others)
+        if deep is None:
+            return None
+        R, wl = cand.shape[-1], self.linear.weight[0]                           # (2R,)
+        first = ((cand @ wl[own * R:(own + 1) * R])[:, :, None] + (others @ wl[other * R:(other + 1) * R])[:, None, :]
+                 + self.linear.bias)
+        return first + torch.bmm(cand, others.transpose(1, 2)) + deep           # FM: <c, o>
 
     def forward(self, user_emb: torch.Tensor, item_emb: torch.Tensor, features: Features | None = None,
                 history: torch.Tensor | None = None, history_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -47,7 +47,7 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedParameter
 
 from cel.models.base import InteractionModel
-from cel.models.layers import HIDDEN, check_nonneg, mlp
+from cel.models.layers import HIDDEN, check_nonneg, mlp, tower_over_candidates
 from cel.models.side_features import DEFAULT_VOCAB, Features, SideFeatures
 
 #: hidden width of DIN's local activation unit (Zhou et al. 2018, Fig. 2)
@@ -127,6 +127,14 @@ class DIN(InteractionModel):
             history_mask = torch.ones(history.shape[:2], dtype=torch.bool, device=history.device)
         w = self.attention(history, target, history_mask)                        # (B, H)
         return torch.bmm(w.unsqueeze(1), history).squeeze(1)
+
+    def candidate_scores(self, side: str, others: torch.Tensor, cand: torch.Tensor) -> torch.Tensor | None:
+        """(E, C, n) outputs with candidate c (``cand`` (E, C, R)) at the scored ``side``'s position
+        and each buffered interaction's other-side embedding (``others`` (E, n, R)), no history and no
+        side features: exactly ``forward`` on those (E·C·n) pairs (CEL-Lite's restricted reassignment,
+        target position only), the first layer applied once per side instead of per row."""
+        own, other = (2, 0) if side == "item" else (0, 2)                       # tower input [u, pool, t, side...]
+        return tower_over_candidates(self.tower, own, other, cand, others)
 
     def forward(self, user_emb: torch.Tensor, item_emb: torch.Tensor, history: torch.Tensor | None = None,
                 history_mask: torch.Tensor | None = None, features: Features | None = None) -> torch.Tensor:

@@ -50,3 +50,23 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     Padded slots contribute exactly zero, to the value and to every gradient."""
     m = mask.to(values.dtype).unsqueeze(-1)                      # (B, F, 1)
     return (values * m).sum(-2) / m.sum(-2).clamp_min(1.0)
+
+
+def tower_over_candidates(tower: nn.Sequential, own: int, other: int, cand: torch.Tensor,
+                          others: torch.Tensor) -> torch.Tensor | None:
+    """(E, C, n) outputs of ``tower`` on inputs that are zero except the R-wide slot ``own``
+    (candidate c, ``cand`` (E, C, R)) and slot ``other`` (``others`` (E, n, R)), without building
+    the (E, C, n, F·R) inputs: the first layer splits as W_c c + W_o o + b (each side once), and
+    only the hidden layers run per (entity, candidate, interaction). None while the first layer
+    is still lazy (no batch seen)."""
+    first = tower[0]
+    if isinstance(first, nn.modules.lazy.LazyModuleMixin) and first.has_uninitialized_params():
+        return None
+    R = cand.shape[-1]
+    w, b = first.weight, first.bias                                               # (H, F·R), (H,)
+    hc = cand @ w[:, own * R:(own + 1) * R].T                                     # (E, C, H)
+    ho = others @ w[:, other * R:(other + 1) * R].T                               # (E, n, H)
+    h = hc[:, :, None, :] + ho[:, None, :, :] + b                                 # (E, C, n, H)
+    E, C, n, H = h.shape
+    return tower[1:](h.reshape(-1, H)).reshape(E, C, n)
+
