@@ -240,3 +240,38 @@ def test_prop1_experiment_runs_real_cel_runs_and_reuses_them(tmp_path):
     again = prop1_experiment(tmp_path, **kw)                      # finished runs are reused, not retrained
     assert [p.stat().st_mtime_ns for p in metrics] == stamp
     pd.testing.assert_frame_equal(runs, again)
+    changed = prop1_experiment(tmp_path, **{**kw, "train": {"steps": 20, "eval_every": 20}})   # settings changed: retrained
+    assert [p.stat().st_mtime_ns for p in metrics] != stamp and not changed.equals(runs)
+
+
+def test_fig7b_probe_follows_a_real_cel_training(tmp_path):
+    from cel.figs.fig7b import fig7b_plot, outside_c_trajectory
+
+    cfg = prop1_config(tmp_path, planted={"users": 80, "items": 40, "clusters": 4, "rank": 4, "density": 0.5},
+                       ks=(4,), folds=(0,), train={"steps": 60, "eval_every": 20})
+    key = cfg.runs()[0]
+    t = outside_c_trajectory(cfg, key, steps=60, every=10)
+    assert list(t["step"]) == [0, 10, 20, 30, 40, 50, 60]
+    # M_0 = 1 cluster initialised at the mean of random nonnegative rows: parallel to 1, inside C
+    assert (t["clusters"].iloc[0], t["share_outside"].iloc[0]) == (1, 0.0)
+    assert t["clusters"].is_monotonic_increasing and t["clusters"].iloc[-1] <= 4
+    assert ((t["outside"] / t["clusters"]) == t["share_outside"]).all()
+    assert not list(tmp_path.glob("runs/**/metrics.json"))           # a probe run leaves no run folder behind
+    fig7b_plot(t, tmp_path / "fig7b.pdf")
+    assert pd.read_csv(tmp_path / "fig7b.csv")["share_outside"].tolist() == pytest.approx(t["share_outside"].tolist())
+
+
+def test_cel_plot_cli_builds_a_figure_from_the_summary_and_names_missing_runs(tmp_path, capsys):
+    from cel.cli import main
+
+    rows = [{**_row(m, c, f, 0, 0.9 + 0.01 * k), "dataset": "synth"}
+            for k, m in enumerate(CRITERIA) for c in ("1", "0.5") for f in range(2)]
+    pd.DataFrame(rows).to_csv(tmp_path / "s.csv", index=False)
+    out = tmp_path / "figs" / "fig6_synth.pdf"
+    assert main(["plot", "config/smoke.yaml", "--name", "fig6", "--summary", str(tmp_path / "s.csv"),
+                 "--out", str(out)]) == 0
+    assert out.exists() and out.with_suffix(".png").exists()
+    assert pd.read_csv(out.with_suffix(".csv"))["mean"].tolist()[:2] == pytest.approx([0.9, 0.9])
+    assert main(["plot", "config/smoke.yaml", "--name", "fig3", "--summary", str(tmp_path / "s.csv"),
+                 "--out", str(tmp_path / "f3.pdf")]) == 2                      # ConfigError: exit 2, message
+    assert "fig3: no runs for" in capsys.readouterr().err

@@ -10,8 +10,9 @@
 #   {RES}/figures/fig7b_D.pdf                 share of B_q rows outside C (trains its own CEL runs)
 #   {RES}/figures/prop1.pdf                   Proposition 1 on planted synthetic data (its own runs)
 #   report                                    {RES}/report/report.tex (+ .pdf with a TeX engine)
-# Each figure also writes .png and .csv (the plotted points) beside the .pdf. Outputs are marked
-# report(...) for `snakemake --report report.html` (categories Figures / Tables).
+# Each figure also writes .png and .csv (the plotted points) beside the .pdf. The PNGs (and Figure
+# 5's entropy CSV, each table's cells as HTML) are marked report(...) for
+# `snakemake --report report.html` (categories Figures / Tables).
 from cel.figs.fig6 import CRITERIA as _FIG6_CRITERIA
 
 
@@ -125,8 +126,8 @@ rule fig3:
     input:
         f"{RES}/summary.csv",
     output:
-        pdf=report(f"{RES}/figures/fig3_{{dataset}}.pdf", category="Figures", subcategory="Figure 3"),
-        png=f"{RES}/figures/fig3_{{dataset}}.png",
+        pdf=f"{RES}/figures/fig3_{{dataset}}.pdf",
+        png=report(f"{RES}/figures/fig3_{{dataset}}.png", category="Figures", subcategory="Figure 3"),
         csv=f"{RES}/figures/fig3_{{dataset}}.csv",
     params:
         cel=CEL, config=RESOLVED, extra=_fig3_params,
@@ -141,8 +142,8 @@ rule fig4:
     input:
         _fig4_inputs,
     output:
-        pdf=report(f"{RES}/figures/fig4_{{dataset}}.pdf", category="Figures", subcategory="Figure 4"),
-        png=f"{RES}/figures/fig4_{{dataset}}.png",
+        pdf=f"{RES}/figures/fig4_{{dataset}}.pdf",
+        png=report(f"{RES}/figures/fig4_{{dataset}}.png", category="Figures", subcategory="Figure 4"),
         csv=f"{RES}/figures/fig4_{{dataset}}.csv",
     params:
         cel=CEL, config=RESOLVED, extra=_fig4_params,
@@ -157,8 +158,8 @@ rule fig5:
     input:
         unpack(_fig5_inputs),
     output:
-        pdf=report(f"{RES}/figures/fig5_{{dataset}}.pdf", category="Figures", subcategory="Figure 5"),
-        png=f"{RES}/figures/fig5_{{dataset}}.png",
+        pdf=f"{RES}/figures/fig5_{{dataset}}.pdf",
+        png=report(f"{RES}/figures/fig5_{{dataset}}.png", category="Figures", subcategory="Figure 5"),
         csv=f"{RES}/figures/fig5_{{dataset}}.csv",
         entropy=report(f"{RES}/figures/fig5_{{dataset}}_entropy.csv", category="Figures", subcategory="Figure 5"),
     params:
@@ -174,8 +175,8 @@ rule fig6:
     input:
         _fig6_inputs,
     output:
-        pdf=report(f"{RES}/figures/fig6_{{dataset}}.pdf", category="Figures", subcategory="Figure 6"),
-        png=f"{RES}/figures/fig6_{{dataset}}.png",
+        pdf=f"{RES}/figures/fig6_{{dataset}}.pdf",
+        png=report(f"{RES}/figures/fig6_{{dataset}}.png", category="Figures", subcategory="Figure 6"),
         csv=f"{RES}/figures/fig6_{{dataset}}.csv",
     params:
         cel=CEL, config=RESOLVED,
@@ -191,8 +192,8 @@ rule fig7b:
         interactions=f"{RES}/data/{{dataset}}/original/interactions.parquet",
         folds=f"{RES}/data/{{dataset}}/original/folds.parquet",
     output:
-        pdf=report(f"{RES}/figures/fig7b_{{dataset}}.pdf", category="Figures", subcategory="Figure 7b"),
-        png=f"{RES}/figures/fig7b_{{dataset}}.png",
+        pdf=f"{RES}/figures/fig7b_{{dataset}}.pdf",
+        png=report(f"{RES}/figures/fig7b_{{dataset}}.png", category="Figures", subcategory="Figure 7b"),
         csv=f"{RES}/figures/fig7b_{{dataset}}.csv",
     params:
         cel=CEL, config=RESOLVED, comps=_fig7b_comps,
@@ -205,8 +206,8 @@ rule fig7b:
 
 rule prop1:
     output:
-        pdf=report(f"{RES}/figures/prop1.pdf", category="Figures", subcategory="Proposition 1"),
-        png=f"{RES}/figures/prop1.png",
+        pdf=f"{RES}/figures/prop1.pdf",
+        png=report(f"{RES}/figures/prop1.png", category="Figures", subcategory="Proposition 1"),
         csv=f"{RES}/figures/prop1.csv",
     params:
         cel=CEL, config=RESOLVED, work=f"{RES}/figures/prop1_runs",

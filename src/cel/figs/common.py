@@ -122,5 +122,17 @@ def save(fig, out: str | Path, points: pd.DataFrame | None = None) -> list[Path]
     return written
 
 
+def compression_axis(ax, values) -> None:
+    """Log-scaled compression axis ticked at the plotted ratios, labelled as percentages."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    vals = sorted({float(v) for v in values})
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(vals)
+    ax.set_xticklabels([f"{v:g}%" for v in vals])
+
+
 def sorted_compressions(values) -> list[str]:
     return sorted({comp_key(v) for v in values}, key=float)

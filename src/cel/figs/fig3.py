@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cel.figs.common import MissingRuns, cell_table, pyplot, read_summary, save, sorted_compressions
+from cel.figs.common import MissingRuns, cell_table, compression_axis, pyplot, read_summary, save, sorted_compressions
 
 NAME = "fig3"
 VARIANTS = ("dense", "original", "sparse")
@@ -78,7 +78,7 @@ def fig3(summary_csv: str | Path, out: str | Path, dataset: str, **kw) -> pd.Dat
             m, se = float(f["mean"].iloc[0]), float(f["se"].iloc[0])
             ax.axhline(m, color="k", lw=1, ls=":", label="full embedding")
             ax.axhspan(m - se, m + se, color="k", alpha=0.08)
-        ax.set_xscale("log")
+        compression_axis(ax, sub["compression"][sub["curve"] != "full embedding"])
         ax.set_xlabel("(initial) compression ratio $M_q/M$ (%)")
         ax.set_title(f"{v} {pts['dataset'].iloc[0] if 'dataset' in pts else ''}".strip())
     axes[0][0].set_ylabel("test MSE (mean ± s.e. over folds)")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cel.figs.common import MissingRuns, cell_table, pyplot, read_summary, save, sorted_compressions
+from cel.figs.common import MissingRuns, cell_table, compression_axis, pyplot, read_summary, save, sorted_compressions
 from cel.figs.fig3 import _plain_cel
 
 NAME = "fig6"
@@ -59,7 +59,7 @@ def fig6(summary_csv: str | Path, out: str | Path, dataset: str, **kw) -> tuple[
         sub = sub.sort_values("compression", key=lambda s: s.astype(float))
         ax.errorbar(sub["compression"].astype(float), sub["mean"], yerr=sub["se"], fmt="o-", capsize=2, ms=4,
                     label=curve)
-    ax.set_xscale("log")
+    compression_axis(ax, pts["compression"])
     ax.set_xlabel("compression ratio $M_q/M$ (%)")
     ax.set_ylabel("test MSE (mean ± s.e. over folds)")
     ax.set_title(f"split criterion, {dataset}", fontsize=9)
