@@ -25,7 +25,8 @@ from cel.train.run import execute_run
 from conftest import REPO
 
 PAPER = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-ABLATIONS = sorted(n for n, m in PAPER["methods"].items() if m.get("base") == "cel")
+# cel_retrain (frozen_from) needs base CEL's run first: test_retrain_with_frozen_clustering covers it
+ABLATIONS = sorted(n for n, m in PAPER["methods"].items() if m.get("base") == "cel" and not m.get("frozen_from"))
 N_USERS, N_ITEMS = 300, 200                    # config/smoke.yaml
 BUDGET = 20                                    # 10 % of the 200 smoke items
 STEPS, T2 = 80, 10                             # base CEL (t2 = 10) splits at steps 10, 20, ..., 80
@@ -275,7 +276,20 @@ def check_personalize_warm(w: Watch, base: Watch):
     assert base.rec["metrics"]["item_embedding_rows"] == base.rec["clusters"]["item"]["final_clusters"]
 
 
+def _reassign_every(t1: int):
+    def check(w: Watch, base: Watch):
+        """Table 10: reassignment runs every t1 steps (base CEL: 40), never in between."""
+        steps = [s for s, _ in w.rec["clusters"]["item"]["reassign_moves"]]
+        base_steps = [s for s, _ in base.rec["clusters"]["item"]["reassign_moves"]]
+        assert all(s % t1 == 0 for s in steps) and all(s % 40 == 0 for s in base_steps)
+        assert base_steps and steps != base_steps
+        assert bool(steps) == (t1 <= w.rec["metrics"]["steps"])        # t1 = 100 > the 80 steps: none
+    return check
+
+
 EXPECT = {
+    "cel_t1_20": _reassign_every(20),
+    "cel_t1_100": _reassign_every(100),
     "cel_no_split": check_no_split,
     "random_split": _splitter("random"),
     "bisecting_2means_user": _splitter("bisect_user"),

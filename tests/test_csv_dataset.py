@@ -286,7 +286,9 @@ def test_ml100k_as_csv_equals_the_builtin_kind(tmp_path, monkeypatch):
     if not (MIRROR / "ml-100k.zip").exists():
         pytest.skip("ML-100k mirror not available")
     monkeypatch.setenv("CEL_DATA_MIRROR", str(MIRROR))
-    prof = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
+    from cel.config import resolve_extends
+
+    prof = resolve_extends(yaml.safe_load((REPO / "config" / "quick.yaml").read_text()))
     prof.update(results_dir=str(tmp_path / "res"), archives_dir=str(tmp_path / "arch"))
     prof["datasets"] = {"ml-100k": {"kind": "ml-100k"},
                         "csv_num": _ds(_ml100k_csv(tmp_path, False)), "csv_str": _ds(_ml100k_csv(tmp_path, True))}

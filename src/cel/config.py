@@ -61,7 +61,7 @@ def validate(raw: dict) -> dict:
     Raises :class:`ConfigError` naming the offending key on the first problem found.
     """
     schema = load_schema()
-    cfg = copy.deepcopy(raw or {})
+    cfg = resolve_extends(raw or {})
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
@@ -72,6 +72,28 @@ def validate(raw: dict) -> dict:
     cfg = _fill_defaults(cfg, schema)
     _check_references(cfg)
     return cfg
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_extends(raw: dict, seen: tuple = ()) -> dict:
+    """A profile with ``extends: other.yaml`` is that profile updated by its own keys (mappings
+    merge key by key, lists and values replace; ``extra_grid`` blocks are appended to the grid). The path is taken as given, else from the
+    project root (Snakemake may run in another directory)."""
+    cfg = copy.deepcopy(raw)
+    parent, extra = cfg.pop("extends", None), cfg.pop("extra_grid", None) or []
+    if not parent:
+        return {**cfg, "grid": cfg.get("grid", []) + extra} if extra else cfg
+    path = Path(parent) if Path(parent).exists() else REPO_ROOT / parent
+    if not path.exists():
+        raise ConfigError(f"config invalid value at 'extends': no file {parent}")
+    if path.resolve() in seen:
+        raise ConfigError(f"config invalid value at 'extends': {parent} extends itself")
+    base = yaml.safe_load(path.read_text()) or {}
+    merged = _deep_update(resolve_extends(base, seen + (path.resolve(),)), cfg)
+    merged["grid"] = merged.get("grid", []) + extra          # extra_grid: blocks added to the parent's grid
+    return merged
 
 
 def _check_references(cfg: dict) -> None:
@@ -185,6 +207,8 @@ class ProjectConfig:
     folds: int
     split_seed: int
     only_datasets: tuple[str, ...] = field(default_factory=tuple)
+    only_folds: tuple[int, ...] = field(default_factory=tuple)      # a quick profile: fewer folds...
+    only_seeds: tuple[int, ...] = field(default_factory=tuple)      # ... and seeds of the same grid
     _block_params: dict = field(default_factory=dict, repr=False)
     _block_search: dict = field(default_factory=dict, repr=False)
     _block_tune: dict = field(default_factory=dict, repr=False)
@@ -192,6 +216,8 @@ class ProjectConfig:
     @classmethod
     def from_dict(cls, cfg: dict) -> "ProjectConfig":
         only = tuple(s.strip() for s in (cfg["only_datasets"] or "").split(",") if s.strip())
+        only_folds = tuple(int(s) for s in str(cfg["only_folds"] or "").split(",") if s.strip())
+        only_seeds = tuple(int(s) for s in str(cfg["only_seeds"] or "").split(",") if s.strip())
         for name in only:
             if name not in cfg["datasets"]:
                 raise ConfigError(f"config invalid value at 'only_datasets': unknown dataset '{name}'")
@@ -203,6 +229,8 @@ class ProjectConfig:
             folds=cfg["split"]["folds"],
             split_seed=cfg["split"]["seed"],
             only_datasets=only,
+            only_folds=only_folds,
+            only_seeds=only_seeds,
         )
         obj.runs()  # checks the grid and records each run's block parameters
         return obj
@@ -281,7 +309,9 @@ class ProjectConfig:
                 block["tasks"], block["datasets"], block["variants"], block["models"], block["methods"],
                 block["compressions"], block["folds"], seeds,
             ):
-                if self.only_datasets and ds not in self.only_datasets:
+                if ((self.only_datasets and ds not in self.only_datasets) or
+                        (self.only_folds and fold not in self.only_folds) or
+                        (self.only_seeds and seed not in self.only_seeds)):
                     continue
                 if fold >= self.folds:
                     raise ConfigError(f"config invalid value at 'grid': fold {fold} >= split.folds={self.folds}")

@@ -167,9 +167,12 @@ def cell_stats(summary: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     df = _prepare(summary, spec, _shown_metrics(spec))
     out = _aggregate(df, spec, keys)
     coords = [dict(zip(keys, t)) for t in out[keys].itertuples(index=False, name=None)]
-    out["paper"] = [spec.lookup_paper(c) for c in coords]
+    refs = [spec.lookup_paper_ref(c) for c in coords]
+    out["paper"] = [v for v, _ in refs]
     out["paper"] = out["paper"].astype(float)
-    out["delta"] = out["mean"].astype(float) - out["paper"]
+    out["paper_source"] = [src for _, src in refs]
+    # a published value for another dataset is shown beside ours, never subtracted from it
+    out["delta"] = (out["mean"].astype(float) - out["paper"]).where(out["paper_source"] == "")
     stored = _stored(summary, spec)
     out["stored_percent"] = [stored.get(_row_key(c, spec)) for c in coords]
     out["higher_is_better"] = [higher_is_better(m) for m in out["metric"]]
@@ -214,16 +217,19 @@ def stored_note(stored: float | None, nominal: str | None, tolerance: float) -> 
 
 
 # -- rendering ---------------------------------------------------------------------------------
-def _cell(stat: Mapping | None, paper: float | None, digits: int, note: str | None = None) -> str:
+def _cell(stat: Mapping | None, paper: float | None, digits: int, note: str | None = None, source: str = "") -> str:
     extra = f" \\\\ \\scriptsize {note}" if note else ""
+    label = f"{latex_escape(source)}: " if source else ""
     if stat is None:
-        return "--" if paper is None else f"\\shortstack{{-- \\\\ \\scriptsize[{paper:.{digits}f}]}}"
+        return "--" if paper is None else f"\\shortstack{{-- \\\\ \\scriptsize[{label}{paper:.{digits}f}]}}"
     mean, std, n = float(stat["mean"]), float(stat["std"]), int(stat["n"])
     runs = int(stat.get("runs") or n)
     count = f"{n}\\times{runs // n}" if runs > n and n else f"{n}"      # folds x seeds averaged within
     ours = f"{mean:.{digits}f} $\\pm$ {std:.{digits}f}$^{{n={count}}}$"
     if paper is None:
         return f"\\shortstack{{{ours} \\\\ \\scriptsize[--]{extra}}}"
+    if source:
+        return f"\\shortstack{{{ours} \\\\ \\scriptsize[{label}{paper:.{digits}f}]{extra}}}"
     return f"\\shortstack{{{ours} \\\\ \\scriptsize[{paper:.{digits}f}; ${mean - paper:+.{digits}f}$]{extra}}}"
 
 
@@ -240,9 +246,16 @@ def _row_col_keys(stats: pd.DataFrame, spec: TableSpec, by_cell: dict, coords_of
                                                        for i, v in enumerate(t)))
     levels = [a.order(set(stats[a.name])) for a in spec.cols]
     paper_rows = set(row_keys) | set(product(*[a.values for a in spec.rows]))
+    # a column with only the paper's values is shown for datasets that have runs (a table of your
+    # own data shows no MovieLens columns); without any run the declared frame is shown
+    ran = set(stats["dataset"]) if "dataset" in stats.columns and len(stats) else None
+
+    def paper_only(ck) -> bool:
+        shown = [rk for rk in paper_rows if spec.lookup_paper(coords_of(rk, ck)) is not None]
+        return bool(shown) and (ran is None or coords_of(shown[0], ck).get("dataset") in ran | {None})
+
     col_keys = [ck for ck in product(*levels)
-                if any(tuple(coords_of(rk, ck)[k] for k in keys) in by_cell for rk in present_rows)
-                or any(spec.lookup_paper(coords_of(rk, ck)) is not None for rk in paper_rows)]
+                if any(tuple(coords_of(rk, ck)[k] for k in keys) in by_cell for rk in present_rows) or paper_only(ck)]
     return row_keys, col_keys or list(product(*[a.values for a in spec.cols]))
 
 
@@ -297,7 +310,8 @@ def render(summary: pd.DataFrame, spec: TableSpec, stats: pd.DataFrame | None = 
             stat = by_cell.get(tuple(c[k] for k in keys))
             nominal = c.get("compression") or spec.fixed().get("compression")
             note = stored_note(stored.get(_row_key(c, spec)), nominal, spec.size_tolerance) if stat else None
-            cells.append(_cell(stat, spec.lookup_paper(c), spec.digits, note))
+            paper, source = spec.lookup_paper_ref(c)
+            cells.append(_cell(stat, paper, spec.digits, note, source))
         lines.append(" & ".join(a.label(v) for a, v in zip(spec.rows, rk)) + " & " + " & ".join(cells) + " \\\\")
     if not row_keys:
         lines.append(f"\\multicolumn{{{ncol + nstub}}}{{c}}{{no runs yet}} \\\\")

@@ -109,12 +109,15 @@ class PaperRef:
     ``a`` and ``b`` joined by "+". ``keys`` translates a placeholder's value to the YAML's spelling
     (``{"model": {"nmf": "NMF"}}``); untranslated values are used as they are. ``when``: this
     reference applies only to cells whose axis values match (a value or a tuple of values).
+    ``source``: the published value is for another dataset (e.g. "ML-1m" for an ML-100k analogue
+    of an ML-1m table): the cell shows it labelled with that name and computes no delta.
     """
 
     table: str
     path: tuple[str, ...]
     keys: Mapping[str, Mapping[Value, str]] = field(default_factory=dict)
     when: Mapping[str, Value | tuple[Value, ...]] = field(default_factory=dict)
+    source: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "keys", {k: {canon(a): b for a, b in dict(m).items()}
@@ -294,12 +297,16 @@ class TableSpec:
 
     def lookup_paper(self, coords: Mapping[str, Value]) -> float | None:
         """The published value of the cell at ``coords`` (axis -> value), or None."""
+        return self.lookup_paper_ref(coords)[0]
+
+    def lookup_paper_ref(self, coords: Mapping[str, Value]) -> tuple[float | None, str]:
+        """(published value or None, the reference's ``source``: "" when it is for the same dataset)."""
         c = {**self.fixed(), **{k: canon(v) for k, v in coords.items()}}
         for ref in (self.paper, *self.fallback):
             if ref is not None:
                 v = ref.value(c)
                 if v is not None:
-                    return v
-        return None
+                    return v, ref.source
+        return None, ""
 
 

@@ -1,5 +1,6 @@
 # Input functions, target lists and wildcard constraints. No rules here.
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -85,6 +86,9 @@ def get_run_inputs(wildcards):
     key = RUN_INDEX.get(get_run_key(wildcards))
     if key is not None and CFG.method_tune(key) is not None:
         out["best_params"] = str(paths.study_dir(RES, key) / "best_params.yaml")
+    source = (CFG.method_params(key.method, key) if key is not None else {}).get("frozen_from")
+    if source:             # Table 11: the clustering learned by that method's run of the same key
+        out["frozen_from"] = str(paths.run_dir(RES, replace(key, method=source)) / "metrics.json")
     return out
 
 

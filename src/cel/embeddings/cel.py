@@ -39,6 +39,7 @@ class CELParams(MethodParams):
     lambda_p: float = 50.0          # distance regulariser of personalisation
     warm_only: int = 0              # personalise only entities with > warm_only interactions
     frozen_assignments: str = ""    # retrain with this clustering fixed (Table 11): parquet path
+    frozen_from: str = ""           # ... or the clustering learned by this method's run of the same key
     chunk_elems: int = 1 << 22      # memory bound of the reassignment GEMM chunks
     split_threshold: int = 100      # d (A.1): a cluster splits only with more than 2d training interactions; 0 = none
     init_centroids: str = "abs_mean"  # D.1: abs_mean = |full table| first, then member means; mean = signed means

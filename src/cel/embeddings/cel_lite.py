@@ -51,7 +51,7 @@ from cel.errors import ConfigError
 
 #: CELParams fields CEL-Lite does not read, with the only value it accepts
 _FIXED = {"t2": 10, "split_method": "gpca", "criterion": "interactions", "init": "random",
-          "cluster_after_init": True, "frozen_assignments": ""}
+          "cluster_after_init": True, "frozen_assignments": "", "frozen_from": ""}
 
 
 @dataclass(frozen=True)

@@ -143,14 +143,22 @@ def rule_based_assignment(kind: str, items: pd.DataFrame, train: pd.DataFrame, n
     return torch.as_tensor(ranks * budget // n_items, dtype=torch.long)
 
 
-def init_clustering(emb, side: str, items: pd.DataFrame, train: pd.DataFrame) -> None:
+def frozen_path(cfg: ProjectConfig, key: RunKey, params) -> str:
+    """The frozen clustering of Table 11: a parquet path, or the assignments written by the run of
+    method ``frozen_from`` with the same task, data, compression, fold and seed."""
+    if getattr(params, "frozen_from", ""):
+        return str(paths.run_dir(cfg.results_dir, replace(key, method=params.frozen_from)) / "assignments.parquet")
+    return getattr(params, "frozen_assignments", "")
+
+
+def init_clustering(emb, side: str, items: pd.DataFrame, train: pd.DataFrame, frozen: str = "") -> None:
     """Apply a rule-based initial clustering or a frozen one from an earlier run (Tables 5, 11)."""
     params = emb.params
-    if params.frozen_assignments:
-        table = pd.read_parquet(params.frozen_assignments)
+    if frozen:
+        table = pd.read_parquet(frozen)
         table = table[table["side"] == side].sort_values("entity")
         if len(table) != emb.num_entities:
-            raise ValueError(f"{params.frozen_assignments}: {len(table)} {side} assignments, "
+            raise ValueError(f"{frozen}: {len(table)} {side} assignments, "
                              f"expected {emb.num_entities}")
         emb.set_assignments(torch.tensor(table["cluster"].to_numpy(), dtype=torch.long))
     elif params.init != "random":
@@ -194,7 +202,7 @@ def build(cfg: ProjectConfig, d: RunData, overrides: dict | None = None) -> Part
             emb.fit_data(TrainingData(col[own].long(), col[other].long(), col["rating"].float(), n_own, n_other))
     schedules = []
     for side, emb in clustered_sides(user_emb, item_emb):
-        init_clustering(emb, side, d.items, d.train)
+        init_clustering(emb, side, d.items, d.train, frozen_path(cfg, d.key, emb.params))
         # CEL-Lite (Section 3.4) runs its own online schedule on the replay feed's buffers
         if isinstance(emb, CELLiteEmbedding) and FeedConfig.from_dict(cfg.task(d.key.task).get("feed")).kind != "replay":
             raise ConfigError(f"config invalid value at 'tasks.{d.key.task}.feed.kind': method {d.key.method} "
@@ -204,10 +212,27 @@ def build(cfg: ProjectConfig, d: RunData, overrides: dict | None = None) -> Part
 
 
 # --------------------------------------------------------------------------------- train
-def batch_context(feed_cfg: FeedConfig, d: RunData, model) -> BatchContext | None:
+def user_scenarios(cfg: ProjectConfig, d: RunData) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 1) scenario of every user (SAML): the age band of ML-100k's u.user (cel.models.saml)."""
+    from cel.data.sources import SOURCES
+    from cel.models.saml import user_scenarios as age_bands
+
+    kind = cfg.dataset(d.key.dataset)["kind"]
+    if kind != "ml-100k":
+        raise ConfigError(f"dataset {d.key.dataset!r} (kind {kind}): user scenarios are defined for ml-100k "
+                          f"(u.user age band) only")
+    return age_bands(Path(cfg.archives_dir) / SOURCES[kind].archive, d.fold.n_users)
+
+
+USER_FEATURES = {"scenario": user_scenarios}      # name -> builder (cfg, run data) of (N, F) user fields
+
+
+def batch_context(feed_cfg: FeedConfig, d: RunData, model, cfg: ProjectConfig | None = None) -> BatchContext | None:
     H = feed_cfg.history or model.history_len
     feats = {name: SIDE_FEATURES[name](d.items, d.fold.n_items) for name in model.side_features}
-    return BatchContext(d.tables["train"], H, feats) if (H or feats) else None
+    users = {name: USER_FEATURES[name](cfg, d) for name in getattr(model, "user_features", ())}
+    rows = tuple(getattr(model, "row_features", ()))
+    return BatchContext(d.tables["train"], H, feats, users, rows) if (H or feats or users or rows) else None
 
 
 def train(cfg: ProjectConfig, d: RunData, parts: Parts, out_dir: Path, log, ckpt_name: str = "checkpoint.pt",
@@ -215,7 +240,7 @@ def train(cfg: ProjectConfig, d: RunData, parts: Parts, out_dir: Path, log, ckpt
     """Fit with the task's feed; validation (never test) selects the step; resume from a checkpoint.
     ``callbacks``: extra trainer callbacks (an Optuna trial's pruning reporter)."""
     feed_cfg = FeedConfig.from_dict(cfg.task(d.key.task).get("feed"))
-    ctx = batch_context(feed_cfg, d, parts.model)
+    ctx = batch_context(feed_cfg, d, parts.model, cfg)
     feed = make_feed(feed_cfg, d.tables["train"], d.key.seed, ctx)
     val = make_batch(d.tables["val"], None, ctx, with_pairs=True) if len(d.tables["val"]) else None
 

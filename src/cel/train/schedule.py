@@ -52,7 +52,7 @@ class ClusterSchedule(Callback):
     def frozen(e: CELEmbedding) -> bool:
         """A clustering taken from elsewhere and kept fixed (Table 11 retraining, Table 5 rules)."""
         p = e.params
-        return bool(p.frozen_assignments) or (p.init != "random" and not p.cluster_after_init)
+        return bool(p.frozen_assignments or p.frozen_from) or (p.init != "random" and not p.cluster_after_init)
 
     def ready(self, t: Trainer) -> bool:
         """Early stopping / step selection only once the cluster budget is reached (or the
