@@ -84,15 +84,16 @@ class InteractionTable:
     timestamps: torch.Tensor  # (D,)
     n_users: int
     n_items: int
+    ratings: torch.Tensor | None = None   # (D,) raw ratings (row features: behaviour type, auxiliary target)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, n_users: int, n_items: int, labels_of) -> "InteractionTable":
         u, i = frame["user"].to_numpy(), frame["item"].to_numpy()
         order = np.lexsort((i, u))
         ts = frame["timestamp"].to_numpy() if "timestamp" in frame else np.zeros(len(frame), dtype=np.int64)
-        y = labels_of(torch.as_tensor(frame["rating"].to_numpy()[order], dtype=torch.float32))
+        r = torch.as_tensor(frame["rating"].to_numpy()[order], dtype=torch.float32)
         return cls(torch.as_tensor(u[order], dtype=torch.int64), torch.as_tensor(i[order], dtype=torch.int64),
-                   y, torch.as_tensor(ts[order], dtype=torch.int64), n_users, n_items)
+                   labels_of(r), torch.as_tensor(ts[order], dtype=torch.int64), n_users, n_items, r)
 
     def __len__(self) -> int:
         return len(self.users)
@@ -108,25 +109,63 @@ class InteractionTable:
         return EntityInteractions.from_arrays(u, i, y, self.n_users, self.n_items)
 
 
+#: per-row fields a model may ask for (``row_features``), carried in ``Batch.features`` as
+#: ((B, F) ids, (B, F) mask): the history slots' behaviour type (their rating, 1-based ids) and
+#: time gap to the row's time (log2-hour buckets, 1-based), and the row's own rating (an
+#: auxiliary training target; a model must never use it in its prediction)
+ROW_FEATURES = ("history_type", "history_gap", "rating")
+GAP_BUCKETS = 32
+
+
 class BatchContext:
     """What a model may ask a batch to carry beyond ids: the user's history (the last H training
-    items strictly before the interaction's time) and item side features (e.g. genre)."""
+    items strictly before the interaction's time), item side features (e.g. genre), user side
+    features (e.g. a scenario) and per-row fields (:data:`ROW_FEATURES`)."""
 
     def __init__(self, train: InteractionTable, history_len: int = 0,
-                 item_features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None):
+                 item_features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                 user_features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                 row_features: tuple[str, ...] = ()):
         self.history_len, self.item_features = history_len, dict(item_features or {})
+        self.user_features, self.row_features = dict(user_features or {}), tuple(row_features)
+        unknown = set(self.row_features) - set(ROW_FEATURES)
+        if unknown:
+            raise ConfigError(f"row feature {sorted(unknown)[0]!r} unknown (known: {', '.join(ROW_FEATURES)})")
         if history_len:
             order = np.lexsort((train.timestamps.numpy(), train.users.numpy()))
             self._u, self._t = train.users.numpy()[order], train.timestamps.numpy()[order]
             self._items = train.items.numpy()[order]
+            ratings = train.ratings if train.ratings is not None else train.labels + 1
+            self._r = np.rint(ratings.numpy()[order]).astype(np.int64)
             self._start = np.searchsorted(self._u, np.arange(train.n_users + 1))
 
-    def attach(self, batch: Batch, timestamps: torch.Tensor) -> Batch:
+    def attach(self, batch: Batch, timestamps: torch.Tensor, ratings: torch.Tensor | None = None) -> Batch:
         if self.history_len:
             batch.history, batch.history_mask = self._history(batch.users.numpy(), timestamps.numpy())
         for name, (ids, mask) in self.item_features.items():
             batch.features[name] = (ids[batch.items], mask[batch.items])
+        for name, (ids, mask) in self.user_features.items():
+            batch.features[name] = (ids[batch.users], mask[batch.users])
+        if self.row_features:
+            self._row_features(batch, timestamps, ratings)
         return batch
+
+    def _row_features(self, batch: Batch, ts: torch.Tensor, ratings: torch.Tensor | None) -> None:
+        want = self.row_features
+        if ("history_type" in want or "history_gap" in want) and not self.history_len:
+            raise ConfigError("row features history_type / history_gap need a history (history_len > 0)")
+        if "history_type" in want or "history_gap" in want:
+            pos, mask = self._pos
+            if "history_type" in want:
+                ids = torch.as_tensor(np.where(mask, self._r[pos], 0), dtype=torch.int64)
+                batch.features["history_type"] = (ids, torch.as_tensor(mask))
+            if "history_gap" in want:
+                hours = np.maximum(ts.numpy()[:, None] - self._t[pos], 0) / 3600.0
+                b = 1 + np.minimum(np.floor(np.log2(1.0 + hours)), GAP_BUCKETS - 2).astype(np.int64)
+                batch.features["history_gap"] = (torch.as_tensor(np.where(mask, b, 0)), torch.as_tensor(mask))
+        if "rating" in want and ratings is not None:
+            r = torch.round(ratings).to(torch.int64)[:, None]
+            batch.features["rating"] = (r, torch.ones_like(r, dtype=torch.bool))
 
     def _history(self, users: np.ndarray, ts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         H = self.history_len
@@ -136,7 +175,9 @@ class BatchContext:
                              for a, b, t in zip(lo, self._start[users + 1], ts)], dtype=np.int64)
         pos = end[:, None] - H + np.arange(H)[None, :]          # (B, H), oldest first
         mask = pos >= lo[:, None]
-        ids = np.where(mask, self._items[np.clip(pos, 0, max(0, len(self._items) - 1))], 0)
+        pos = np.clip(pos, 0, max(0, len(self._items) - 1))
+        self._pos = (pos, mask)                                   # the slots' rows, for row features
+        ids = np.where(mask, self._items[pos], 0)
         return torch.as_tensor(ids, dtype=torch.int64), torch.as_tensor(mask)
 
 
@@ -150,7 +191,10 @@ def make_batch(table: InteractionTable, rows: torch.Tensor | None, context: Batc
     else:
         b = Batch(table.users[rows], table.items[rows], table.labels[rows], scale=scale[0], reg_scale=scale[1])
         ts = table.timestamps[rows]
-    return context.attach(b, ts) if context is not None else b
+    if context is None:
+        return b
+    r = table.ratings if table.ratings is None or rows is None else table.ratings[rows]
+    return context.attach(b, ts, r)
 
 
 class Feed:
@@ -281,5 +325,5 @@ def item_tokens(items: pd.DataFrame, n_items: int, column: str) -> tuple[torch.T
     return ids, ids > 0
 
 
-__all__ = ["Batch", "BatchContext", "FEEDS", "Feed", "FeedConfig", "InteractionTable", "make_batch",
+__all__ = ["Batch", "BatchContext", "FEEDS", "ROW_FEATURES", "Feed", "FeedConfig", "InteractionTable", "make_batch",
            "make_feed", "item_brand", "item_genres", "item_tokens"]
