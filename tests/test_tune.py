@@ -203,6 +203,20 @@ def test_workflow_tunes_then_trains_every_seed_and_mlflow_server_shows_studies(t
         m = json.loads((res / "runs" / STUDY[:-2] / f"s{seed}" / "metrics.json").read_text())
         assert m["selection"]["params"] == best["params"]
         assert m["params"]["train"]["lr"] == pytest.approx(best["params"]["train.lr"])
+    # rerun by target: nothing to do when finished; a changed method reruns only its own runs
+    r = subprocess.run([cmd[0], "table7", *cmd[2:], "-n"], capture_output=True, text=True, env=ENV)
+    assert "Nothing to be done" in r.stdout + r.stderr
+    prof = yaml.safe_load(path.read_text())
+    prof["grid"].append({"datasets": ["synth"], "methods": ["full"], "compressions": [100], "folds": [0]})
+    path.write_text(yaml.safe_dump(prof))
+    assert subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=900).returncode == 0
+    prof["methods"]["full"] = {"init_scale": "vector"}
+    path.write_text(yaml.safe_dump(prof))
+    r = subprocess.run([cmd[0], "table7", *cmd[2:], "-n"], capture_output=True, text=True, env=ENV)
+    jobs = [line.split()[-1] for line in (r.stdout + r.stderr).splitlines() if line.startswith("rule ")
+            or line.startswith("localrule ")]
+    assert jobs.count("train_run:") == 1 and "tune_study:" not in jobs       # the full run only
+    assert "runs/regression/synth/original/nmf/full/cr100/f0/s0/metrics.json" in r.stdout + r.stderr
     port = _free_port()
     server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
                                f"sqlite:///{res / 'mlflow' / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port),
