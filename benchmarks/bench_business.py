@@ -1,0 +1,77 @@
+"""The Table 4 analogue (issue #16) from whatever runs of a profile exist so far.
+
+    .venv/bin/python benchmarks/bench_business.py config/business.yaml [--results DIR]
+
+Reads every metrics.json of the profile's grid that exists (the workflow's ``table4`` target needs
+them all; this prints the subset, with n per cell), writes ``<results>/tables/table4_partial.*``
+through the table machinery (cells, the "CEL-Lite > Modulo at equal size" claims), and
+``table4_vs_full.csv``: "CEL-Lite ≥ full" as a non-inferiority test within 0.001 AUC, paired by
+seed, Holm-corrected, with the embedding-table size ratio full / CEL-Lite. Also prints the wall
+time per run (the runs' own timing).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from cel import paths
+from cel.config import load_config
+from cel.report import summarize
+from cel.tables import TABLES, cell_stats, check_claims, table_runs, write_table
+from cel.tablespecs.table4 import claims_vs_full
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("config")
+    ap.add_argument("--results", help="results_dir to read (default: the profile's)")
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config)
+    root = Path(args.results) if args.results else Path(cfg.results_dir)
+    spec = TABLES["table4"]
+    runs = table_runs(spec, cfg.runs())
+    files = [paths.run_dir(root, k) / "metrics.json" for k in runs]
+    done = [f for f in files if f.exists()]
+    print(f"{len(done)} of {len(files)} runs of table4 have metrics.json")
+    if not done:
+        return 1
+    summary = summarize(done)
+    out = root / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(out / "table4_partial.summary.csv", index=False)
+    write_table(summary, "table4", out / "table4_partial.tex")
+    stats = cell_stats(summary, spec)
+    pd.set_option("display.width", 200)
+    print(stats[["model", "method", "compression", "mean", "std", "n"]].to_string(index=False))
+    claims = check_claims(stats, spec, summary)
+    if len(claims):
+        print("\nCEL-Lite > Modulo at equal size (superiority, paired by seed, Holm over the table's claims):")
+        print(claims[[c for c in ("model", "compression", "better_mean", "worse_mean", "mean_diff", "n_pairs", "t",
+                                  "p_value", "p_holm", "significant") if c in claims]].to_string(index=False))
+    vs = claims_vs_full(summary)
+    vs.to_csv(out / "table4_vs_full.csv", index=False)
+    if len(vs):
+        print("\nCEL-Lite >= full (non-inferiority within 0.001 AUC, paired by seed, Holm over these rows):")
+        print(vs[["model", "claim", "cel_lite_mean", "full_mean", "mean_diff", "n_pairs", "t", "p_value", "p_holm",
+                  "significant", "size_ratio_full_over_lite"]].to_string(index=False))
+    walls = []
+    for f in done:
+        rec = json.loads(f.read_text())
+        r = rec["run"]
+        walls.append({"model": r["model"], "method": r["method"], "compression": r["compression"],
+                      "wall_s": rec["timing"]["wall_seconds"], "steps": rec["metrics"]["steps"],
+                      "embedding_params": rec["metrics"]["embedding_params"]})
+    w = pd.DataFrame(walls).groupby(["model", "method", "compression"]).agg(
+        wall_s=("wall_s", "mean"), runs=("wall_s", "size"), steps=("steps", "mean"),
+        embedding_params=("embedding_params", "mean")).reset_index()
+    print("\nwall time per run (s, mean over seeds) and stored embedding parameters:")
+    print(w.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
