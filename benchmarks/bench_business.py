@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     if len(vs):
         print("\nCEL-Lite >= full (non-inferiority within 0.001 AUC, paired by seed, Holm over these rows):")
         print(vs[["model", "claim", "cel_lite_mean", "full_mean", "mean_diff", "n_pairs", "t", "p_value", "p_holm",
-                  "significant", "size_ratio_full_over_lite"]].to_string(index=False))
+                  "significant", "size_ratio_full_over_lite", "table_ratio_full_over_lite"]].to_string(index=False))
     walls = []
     for f in done:
         rec = json.loads(f.read_text())

@@ -338,3 +338,38 @@ def test_saml_beats_a_single_branch_model_on_opposite_scenarios():
             pred = predict_all(tr.model, tr.user_emb, tr.item_emb, batch)
         scores[name] = auc(pred, batch.labels)
     assert scores["saml"] > 0.9 and scores["saml"] > scores["single"] + 0.2, scores
+
+
+# -- the Table 4 analogue's statistics ---------------------------------------------------------------------
+def _summary(lite_minus_full: float, seeds=5) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(seeds):
+        base = 0.70 + rng.normal(0, 0.01)
+        for method, cr, auc_, params, clusters in (("full", 100, base, 21000, None),
+                                                   ("cel_lite", 1, base + lite_minus_full + rng.normal(0, 0.0005), 2833, (9, 17)),
+                                                   ("modulo", 1, 0.5 + rng.normal(0, 0.01), 208, None)):
+            for metric, v in (("test_auc", auc_), ("embedding_params", params)):
+                rows.append(("conversion", "ml-100k", "online", "dupn", method, cr, 0, s, metric, v))
+            if clusters:
+                rows += [("conversion", "ml-100k", "online", "dupn", method, cr, 0, s, f"final_clusters_{side}", k)
+                         for side, k in zip(("user", "item"), clusters)]
+    return pd.DataFrame(rows, columns=["task", "dataset", "variant", "model", "method", "compression", "fold", "seed",
+                                       "metric", "value"])
+
+
+def test_table4_claims_vs_full_and_against_modulo():
+    from cel.tables import TABLES, cell_stats, check_claims
+    from cel.tablespecs.table4 import claims_vs_full
+
+    ok, bad = claims_vs_full(_summary(0.002)), claims_vs_full(_summary(-0.01))
+    assert len(ok) == 1 and ok["n_pairs"].iloc[0] == 5 and bool(ok["significant"].iloc[0])       # >= full within 0.001
+    assert not bool(bad["significant"].iloc[0]) and bad["p_value"].iloc[0] > 0.5
+    assert ok["size_ratio_full_over_lite"].iloc[0] == pytest.approx(21000 / 2833)
+    assert ok["table_ratio_full_over_lite"].iloc[0] == pytest.approx(21000 / (26 * 8))              # rows alone
+    summary = _summary(0.002)
+    spec = TABLES["table4"]
+    stats = cell_stats(summary, spec)
+    assert set(stats["n"]) == {5}
+    claims = check_claims(stats, spec, summary)
+    assert len(claims) == 1 and bool(claims["holds"].iloc[0])                    # CEL-Lite > Modulo at 1%

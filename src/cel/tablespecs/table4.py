@@ -41,10 +41,12 @@ SPEC = TableSpec(
 )
 
 
-def claims_vs_full(summary: pd.DataFrame, margin: float = AUC_MARGIN, alpha: float = 0.05) -> pd.DataFrame:
+def claims_vs_full(summary: pd.DataFrame, margin: float = AUC_MARGIN, alpha: float = 0.05, rank: int = 8) -> pd.DataFrame:
     """"CEL-Lite at budget c ≥ full" per (dataset, model, c): paired by seed, one-sided paired t-test
     of non-inferiority (H0: mean(CEL-Lite − full) ≤ −margin), Holm over the rows; beside it the
-    embedding-table size ratio full / CEL-Lite (stored parameters, users + items)."""
+    embedding-table size ratios full / CEL-Lite, users + items: of the stored parameters (CEL-Lite:
+    cluster rows x R plus one assignment index per entity) and of the embedding table alone (rows
+    x ``rank``, the paper's "embedding table size")."""
     from cel.tables import holm, paired_test
 
     df = summary[(summary["task"].astype(str) == "conversion") & (summary["variant"].astype(str) == "online")
@@ -52,6 +54,7 @@ def claims_vs_full(summary: pd.DataFrame, margin: float = AUC_MARGIN, alpha: flo
     df = df.assign(compression=[f"{float(c):g}" for c in df["compression"]], seed=df["seed"].astype(str))
     val = df[df["metric"] == "test_auc"]
     size = df[df["metric"] == "embedding_params"]
+    rows_of = df[df["metric"].isin(["final_clusters_user", "final_clusters_item"])]
     rows = []
     for (ds, model), g in val.groupby(["dataset", "model"]):
         full = g[g["method"] == "full"].set_index("seed")["value"]
@@ -64,11 +67,16 @@ def claims_vs_full(summary: pd.DataFrame, margin: float = AUC_MARGIN, alpha: flo
             lsize = size[(size["dataset"] == ds) & (size["model"] == model) & (size["method"] == "cel_lite")
                          & (size["compression"] == c)]["value"]
             test = paired_test([lite[s] for s in common], [full[s] for s in common], True, margin)
+            # the embedding table alone (cluster rows x R; full = one row per entity), without
+            # CEL-Lite's per-entity assignment index, which ``embedding_params`` counts
+            crow = rows_of[(rows_of["dataset"] == ds) & (rows_of["model"] == model) & (rows_of["method"] == "cel_lite")
+                           & (rows_of["compression"] == c)].groupby("seed")["value"].sum()
             rows.append({"dataset": ds, "model": model, "claim": f"cel_lite@{c}% >= full", "margin": margin,
                          "cel_lite_mean": lite.mean(), "cel_lite_std": lite.std(), "n_cel_lite": len(lite),
                          "full_mean": full.mean(), "full_std": full.std(), "n_full": len(full),
                          "mean_diff": float(np.mean([lite[s] - full[s] for s in common])) if common else np.nan,
                          "size_ratio_full_over_lite": (fsize.mean() / lsize.mean()) if len(lsize) and len(fsize) else np.nan,
+                         "table_ratio_full_over_lite": (fsize.mean() / (crow.mean() * rank)) if len(crow) and len(fsize) else np.nan,
                          **{k: v for k, v in test.items() if k != "mean_diff"}})
     out = pd.DataFrame(rows)
     if len(out):
