@@ -150,7 +150,7 @@ def test_dupn_rating_head_is_an_auxiliary_loss_only():
     want = 0.5 * (y[:, 1] - r[:, 0].float()).pow(2).mean()
     m.zero_grad()
     m(u, t, h, mask, with_r).sum().backward()
-    assert m.last_aux == pytest.approx(float(want), rel=1e-5)
+    assert m.last_aux == pytest.approx(float(want.detach()), rel=1e-5)
     g_aux = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
     assert g_aux["heads_.1.0.weight"].abs().sum() > 0                          # the rating head learns
     m.zero_grad()
