@@ -13,7 +13,7 @@ DATASETS ?= ml-100k
 CEL_DATA_MIRROR ?= $(abspath ../shared/data/movielens)
 export CEL_DATA_MIRROR
 
-.PHONY: run readme test smoke quick engine venv bench mlflow-ui clean
+.PHONY: run readme test smoke quick engine venv bench mlflow-ui clean test-slurm test-services bench-scale
 
 # The library declares ranges (pyproject.toml); the workflow installs the exact versions of
 # constraints.txt (torch==2.13.0: the CPU wheel) with the workflow and test extras.
@@ -41,6 +41,19 @@ quick: $(BIN)/cel
 
 test: $(BIN)/cel
 	$(BIN)/python -m pytest -q
+
+# Opt-in (root; Debian packages; daemons on 127.0.0.1, stopped afterwards): never part of `make test`.
+# A single-node SLURM cluster running the smoke workflow (docs/scale.md)
+test-slurm: $(BIN)/cel
+	bash scripts/slurm/test.sh
+
+# PostgreSQL + mlflow server: one Optuna study with 4 workers, 8 parallel training jobs, a killed worker
+test-services: $(BIN)/cel
+	bash scripts/services/test.sh
+
+# CEL-Lite on power-law streams of 10^5..10^7 interactions (10^8 extrapolated): docs/scale.md
+bench-scale: $(BIN)/cel
+	$(BIN)/python benchmarks/bench_stream_scale.py --json benchmarks/out/stream_scale.json
 
 # The engine's acceptance runs: ML-100k fold 0 under every Feed x Task (config/engine.yaml)
 engine: $(BIN)/cel

@@ -16,6 +16,8 @@ rule download_archive:
         source=get_source_of_archive,
     log:
         f"{RES}/logs/download_archive/{{archive}}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} fetch {params.config} --dataset {params.source} > {log} 2>&1"
 
@@ -30,6 +32,8 @@ rule prepare_dataset:
         config=RESOLVED,
     log:
         f"{RES}/logs/prepare_dataset/{{dataset}}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} prepare {params.config} --dataset {wildcards.dataset} > {log} 2>&1"
 
@@ -44,6 +48,8 @@ rule make_variant:
         config=RESOLVED,
     log:
         f"{RES}/logs/make_variant/{{dataset}}/{{variant}}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} variant {params.config} --dataset {wildcards.dataset} --variant {wildcards.variant} > {log} 2>&1"
 
@@ -58,5 +64,7 @@ rule make_split:
         config=RESOLVED,
     log:
         f"{RES}/logs/make_split/{{dataset}}/{{variant}}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} split {params.config} --dataset {wildcards.dataset} --variant {wildcards.variant} > {log} 2>&1"

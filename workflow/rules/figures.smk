@@ -133,6 +133,8 @@ rule fig3:
         cel=CEL, config=RESOLVED, extra=_fig3_params,
     log:
         f"{RES}/logs/figures/fig3_{{dataset}}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} plot {params.config} --name fig3 --dataset {wildcards.dataset} --summary {input} "
         "{params.extra} --out {output.pdf} > {log} 2>&1"
@@ -149,6 +151,8 @@ rule fig4:
         cel=CEL, config=RESOLVED, extra=_fig4_params,
     log:
         f"{RES}/logs/figures/fig4_{{dataset}}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} plot {params.config} --name fig4 --dataset {wildcards.dataset} {params.extra} "
         "--out {output.pdf} > {log} 2>&1"
@@ -166,6 +170,8 @@ rule fig5:
         cel=CEL, config=RESOLVED, run=_fig5_run_dir,
     log:
         f"{RES}/logs/figures/fig5_{{dataset}}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} plot {params.config} --name fig5 --dataset {wildcards.dataset} --run {params.run} "
         "--out {output.pdf} > {log} 2>&1"
@@ -182,6 +188,8 @@ rule fig6:
         cel=CEL, config=RESOLVED,
     log:
         f"{RES}/logs/figures/fig6_{{dataset}}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} plot {params.config} --name fig6 --dataset {wildcards.dataset} --summary {input} "
         "--out {output.pdf} > {log} 2>&1"
@@ -199,6 +207,8 @@ rule fig7b:
         cel=CEL, config=RESOLVED, comps=_fig7b_comps,
     log:
         f"{RES}/logs/figures/fig7b_{{dataset}}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} plot {params.config} --name fig7b --dataset {wildcards.dataset} {params.comps} "
         "--out {output.pdf} > {log} 2>&1"
@@ -213,6 +223,8 @@ rule prop1:
         cel=CEL, config=RESOLVED, work=f"{RES}/figures/prop1_runs",
     log:
         f"{RES}/logs/figures/prop1.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} plot {params.config} --name prop1 --work {params.work} --out {output.pdf} > {log} 2>&1"
 
@@ -224,6 +236,8 @@ rule table_html:
         report(f"{RES}/report/tables/{{table}}.html", category="Tables"),
     params:
         cel=CEL, config=RESOLVED,
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} report {params.config} --table-html {input} --out {output}"
 
@@ -239,6 +253,8 @@ rule report_doc:
         cel=CEL, config=RESOLVED,
     log:
         f"{RES}/logs/report_doc.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} report {params.config} --out {output} > {log} 2>&1"
 

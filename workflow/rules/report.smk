@@ -11,6 +11,8 @@ rule aggregate_runs:
         config=RESOLVED,
     log:
         f"{RES}/logs/aggregate_runs.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} summarize {params.config} --out {output} > {log} 2>&1"
 
@@ -26,6 +28,8 @@ rule table_summary:
         config=RESOLVED,
     log:
         f"{RES}/logs/table_summary/{{table}}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} summarize {params.config} --table {wildcards.table} --out {output} > {log} 2>&1"
 
@@ -42,6 +46,8 @@ rule make_table:
         config=RESOLVED,
     log:
         f"{RES}/logs/make_table/{{table}}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} table {params.config} --name {wildcards.table} --summary {input} --out {output.tex} > {log} 2>&1"
 
@@ -55,3 +61,14 @@ for _table in CFG.raw["tables"]:
             _table
         input:
             f"{RES}/tables/{_table}.tex",
+
+
+# Cheap rules run on the submitting host under a cluster executor (seconds, < 400 MB; the archive
+# download needs the network that compute nodes often lack; the mirrors reach the tracking server)
+localrules:
+    download_archive,
+    aggregate_runs,
+    table_summary,
+    make_table,
+    mirror_mlflow,
+    mirror_study,

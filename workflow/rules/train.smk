@@ -19,6 +19,8 @@ rule train_run:
         f"{RES}/logs/train_run/{RUN}.log",
     benchmark:
         f"{RES}/benchmarks/train_run/{RUN}.tsv"
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} train {params.config} --run {params.run} --out {params.outdir} --threads {threads} {params.tuned} > {log} 2>&1"
 
@@ -34,6 +36,8 @@ rule mirror_mlflow:
         outdir=f"{RES}/runs/{RUN}",
     log:
         f"{RES}/logs/mirror_mlflow/{RUN}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} mirror {params.config} {params.outdir} > {log} 2>&1"
 
@@ -57,6 +61,8 @@ rule tune_study:
         f"{RES}/logs/tune_study/{STUDY}.log",
     benchmark:
         f"{RES}/benchmarks/tune_study/{STUDY}.tsv"
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} tune {params.config} --study {params.study} --out {params.outdir} --workers {threads} > {log} 2>&1"
 
@@ -73,5 +79,7 @@ rule mirror_study:
         outdir=f"{RES}/studies/{STUDY}",
     log:
         f"{RES}/logs/mirror_study/{STUDY}.log",
+    conda:
+        "../../envs/cel.yaml"
     shell:
         "{params.cel} mirror-study {params.config} {params.outdir} > {log} 2>&1"
