@@ -138,10 +138,11 @@ def tune(cfg: ProjectConfig, key: RunKey, config_files: list[str], study_dir: st
     for attempt in range(retries + 2):
         if count(study, FINISHED) >= budget:
             break
-        log(f"[tune] {study_name(key)}: {count(study, FINISHED)}/{budget} trials finished; starting {workers} worker(s)")
+        n = min(workers, budget - count(study, FINISHED))        # a restart needs only the missing trials
+        log(f"[tune] {study_name(key)}: {count(study, FINISHED)}/{budget} trials finished; starting {n} worker(s)")
         cmd = [sys.executable, "-m", "cel.cli", "tune-worker", *config_files, "--study", key.key,
                "--out", str(study_dir), "--threads", str(threads)]
-        procs = [subprocess.Popen([*cmd, "--worker", str(w)]) for w in range(workers)]
+        procs = [subprocess.Popen([*cmd, "--worker", str(attempt * workers + w)]) for w in range(n)]
         codes = [p.wait() for p in procs]
         reaped = reap(study, retries)
         if any(codes) or reaped:
