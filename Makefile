@@ -13,14 +13,14 @@ DATASETS ?= ml-100k
 CEL_DATA_MIRROR ?= $(abspath ../shared/data/movielens)
 export CEL_DATA_MIRROR
 
-.PHONY: run readme test smoke quick engine venv bench mlflow-ui clean test-slurm test-services bench-scale
+.PHONY: run readme test smoke quick engine venv bench mlflow-ui clean test-slurm test-services bench-scale docs report
 
 # The library declares ranges (pyproject.toml); the workflow installs the exact versions of
 # constraints.txt (torch==2.13.0: the CPU wheel) with the workflow and test extras.
 $(BIN)/cel: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[workflow,test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[workflow,test,docs]'
 	touch $(BIN)/cel
 
 venv: $(BIN)/cel
@@ -69,3 +69,12 @@ mlflow-ui: $(BIN)/cel
 
 clean:
 	rm -rf results resources .snakemake
+
+# API reference of the public names (cel.__all__: CELEmbedding, CELLiteEmbedding, ClusterSchedule)
+docs: $(BIN)/cel
+	$(BIN)/pdoc cel -o docs/api
+	@echo "open docs/api/index.html"
+
+# The reproduction report of a profile: tables, figures, paper values (PDF where a TeX engine exists)
+report: $(BIN)/cel
+	$(BIN)/snakemake report --cores $(CORES) --configfile $(PROFILE) --config only_datasets=$(DATASETS)
