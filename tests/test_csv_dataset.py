@@ -289,7 +289,7 @@ def test_ml100k_as_csv_equals_the_builtin_kind(tmp_path, monkeypatch):
     from cel.config import resolve_extends
 
     prof = resolve_extends(yaml.safe_load((REPO / "config" / "quick.yaml").read_text()))
-    prof.update(results_dir=str(tmp_path / "res"), archives_dir=str(tmp_path / "arch"))
+    prof.update(results_dir=str(tmp_path / "res"), archives_dir=str(tmp_path / "arch"), only_datasets="")
     prof["datasets"] = {"ml-100k": {"kind": "ml-100k"},
                         "csv_num": _ds(_ml100k_csv(tmp_path, False)), "csv_str": _ds(_ml100k_csv(tmp_path, True))}
     prof["methods"] = {"full": {}, "cel": {}}
