@@ -94,3 +94,22 @@ def test_profiles_sharing_the_archives_do_not_refetch(tmp_path):
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0 and "prepare_dataset" in out
     assert "download_archive" not in out
+
+
+@pytest.mark.slow
+def test_changed_dataset_entry_reruns_its_preparation(tmp_path):
+    """A dataset's entry (a csv column mapping, a generator setting) is a parameter of its prepare
+    job: changing it reruns the preparation, an unchanged profile has nothing to do."""
+    prof = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(prof))
+    target = "results/smoke/data/synth/prepared/interactions.parquet"
+    cmd = [str(SNAKEMAKE), target, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
+           "--configfile", str(path)]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=600).returncode == 0
+    r = subprocess.run(cmd + ["-n"], capture_output=True, text=True, timeout=600)
+    assert "Nothing to be done" in r.stdout + r.stderr
+    prof["datasets"]["synth"]["noise"] = 0.2
+    path.write_text(yaml.safe_dump(prof))
+    r = subprocess.run(cmd + ["-n"], capture_output=True, text=True, timeout=600)
+    assert "prepare_dataset" in r.stdout and "Nothing to be done" not in r.stdout + r.stderr

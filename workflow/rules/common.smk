@@ -117,6 +117,10 @@ def get_table_metrics(wildcards):
     return [str(paths.run_dir(RES, r) / "metrics.json") for r in TABLE_RUNS[wildcards.table]]
 
 
+def get_dataset_hash(wildcards):
+    return config_hash(CFG.dataset(wildcards.dataset))
+
+
 def get_run_key(wildcards):
     return RunKey.from_mapping(wildcards).key
 

@@ -30,6 +30,7 @@ rule prepare_dataset:
     params:
         cel=CEL,
         config=RESOLVED,
+        dataset_hash=get_dataset_hash,      # a changed dataset entry (csv column mapping, generator) reruns it
     log:
         f"{RES}/logs/prepare_dataset/{{dataset}}.log",
     conda:
