@@ -259,3 +259,32 @@ def test_blind_to_test_labels(profile_path, tmp_path, monkeypatch, method, compr
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "honest" / "curves.parquet"),
                                   pd.read_parquet(tmp_path / "blind" / "curves.parquet"))
     assert not any(c.startswith("test_") for c in pd.read_parquet(tmp_path / "blind" / "curves.parquet"))
+
+
+def test_a_diverging_candidate_of_a_grid_loses(profile_path, tmp_path):
+    """A hand-grid candidate whose loss overflows (lr far too high) is recorded as diverged and
+    the others compete; a run whose only candidate diverges is an error."""
+    from cel.config import load_config
+    from cel.train.run import execute_run
+
+    path = profile_path(grid=[{"datasets": ["synth"], "methods": ["full"], "compressions": [100], "folds": [0],
+                               "search": {"full": {"train.lr": [0.002, 1.0e12]}}}],
+                        train={"optimizer": "gd", "lr": 0.002, "steps": 40, "eval_every": 10, "log_every": 1000,
+                               "val_fraction": 0.1})
+    cfg = load_config(path)
+    for args in (["prepare", "--dataset", "synth"], ["variant", "--dataset", "synth", "--variant", "original"],
+                 ["split", "--dataset", "synth", "--variant", "original"]):
+        from cel.cli import main
+        assert main([args[0], str(path), *args[1:]]) == 0
+    key = cfg.runs()[0]
+    rec = execute_run(cfg, key, tmp_path / "run")
+    assert rec["selection"]["params"] == {"train.lr": 0.002}
+    assert [c.get("diverged") is not None for c in rec["selection"]["candidates"]] == [False, True]
+    import pytest as _pytest
+
+    cfg_one = load_config(profile_path(grid=[{"datasets": ["synth"], "methods": ["full"], "compressions": [100],
+                                              "folds": [0], "search": {"full": {"train.lr": [1.0e12]}}}],
+                                       train={"optimizer": "gd", "lr": 0.002, "steps": 40, "eval_every": 10,
+                                              "log_every": 1000, "val_fraction": 0.1}))
+    with _pytest.raises(FloatingPointError):
+        execute_run(cfg_one, cfg_one.runs()[0], tmp_path / "run1")

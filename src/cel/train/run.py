@@ -413,7 +413,14 @@ def select(cfg: ProjectConfig, d: RunData, out_dir: Path, log, fixed: dict | Non
     key = f"val_{d.task.primary}"
     best, trials = None, []
     for i, params in enumerate(cands):
-        fitted = fit_candidate(cfg, d, params, out_dir, log, f"checkpoint.c{i}.pt" if len(cands) > 1 else "checkpoint.pt")
+        try:
+            fitted = fit_candidate(cfg, d, params, out_dir, log, f"checkpoint.c{i}.pt" if len(cands) > 1 else "checkpoint.pt")
+        except FloatingPointError as exc:          # a diverging candidate of a grid loses; alone it is an error
+            if len(cands) == 1:
+                raise
+            trials.append({"params": params, key: None, "diverged": str(exc)})
+            log(f"[cel] candidate {i + 1}/{len(cands)} {params}: diverged ({exc})")
+            continue
         tr = fitted.trainer
         score = float(tr.best_val) if tr.best_state is not None else None     # None: nothing was validated
         trials.append({"params": params, key: score, "selected_step": tr.selected_step, "steps": tr.step})
@@ -421,6 +428,8 @@ def select(cfg: ProjectConfig, d: RunData, out_dir: Path, log, fixed: dict | Non
             log(f"[cel] candidate {i + 1}/{len(cands)} {params}: {key}={tr.best_val:.4f} at step {tr.selected_step}")
         if best is None or d.task.better(tr.best_val, best.trainer.best_val):
             best = fitted
+    if best is None:
+        raise FloatingPointError(f"run {d.key}: every candidate of the grid diverged ({len(cands)})")
     return best, trials
 
 

@@ -71,6 +71,10 @@ class Objective:
             (out / "checkpoint.pt").unlink(missing_ok=True)
             self.write(trial, params, None, reporter.last, time.perf_counter() - t0, "pruned")
             raise
+        except FloatingPointError as exc:         # diverged (lr too high): hopeless, not a crash to retry
+            (out / "checkpoint.pt").unlink(missing_ok=True)
+            self.write(trial, params, None, reporter.last, time.perf_counter() - t0, "diverged")
+            raise optuna.TrialPruned(str(exc)) from None
         tr = fitted.trainer
         if tr.best_state is not None:
             value = float(tr.best_val)
