@@ -12,7 +12,7 @@ SPEC = TableSpec(
     cols=(Axis("metric", values=("val_mse", "test_mse")),
           Axis("compression", values=("100", "5", "1", "0.5"), reverse=True)),
     filters={"task": "regression", "dataset": "ml-100k", "model": "nmf", "variant": "original",
-             "method": ("cel", "cel_tuned", "cel_p_tuned")},
+             "method": ("cel", "cel_tuned", "cel_p_tuned"), "compression": ("100", "5", "1", "0.5")},
     paper=PaperRef("table7", ("{dataset}", "cel", "{compression}"), when={"metric": "test_mse"}),
     claims=(Claim("cel_tuned", "cel", ("5", "1", "0.5")), Claim("cel_p_tuned", "cel", ("100",))),
 )
