@@ -275,3 +275,13 @@ def test_cel_plot_cli_builds_a_figure_from_the_summary_and_names_missing_runs(tm
     assert main(["plot", "config/smoke.yaml", "--name", "fig3", "--summary", str(tmp_path / "s.csv"),
                  "--out", str(tmp_path / "f3.pdf")]) == 2                      # ConfigError: exit 2, message
     assert "fig3: no runs for" in capsys.readouterr().err
+
+
+def test_fig3_plots_the_compressions_every_variant_has(tmp_path):
+    """Other tables add CEL runs on the original variant only (Table 5's 1.07%): Figure 3 plots the
+    compressions all three variants have, instead of failing on the others."""
+    summary = pd.concat([_fig3_summary(), pd.DataFrame([_row("cel", "1.07", 0, 0, 0.85, variant="original",
+                                                             personalize_at=0)])])
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    pts = fig3(tmp_path / "summary.csv", tmp_path / "fig" / "fig3.pdf", "d")
+    assert set(pts[pts["curve"] == "CEL"]["compression"]) == {"5", "1"}
