@@ -45,6 +45,18 @@ def canon(value) -> str | None:
     return str(value)
 
 
+def method_defaults(base: str | None) -> dict:
+    """The default parameters of a registered method (its Params dataclass), {} if unknown."""
+    import dataclasses
+
+    from cel.embeddings import EMBEDDINGS
+
+    cls = EMBEDDINGS.get(base or "")
+    if cls is None:
+        return {}
+    return {f.name: f.default for f in dataclasses.fields(cls.Params) if f.default is not dataclasses.MISSING}
+
+
 def _params(record: dict) -> dict[str, str]:
     """The run's parameters; a hand grid's choice (``selection.params``) replaces the base value."""
     out = {}
@@ -55,6 +67,8 @@ def _params(record: dict) -> dict[str, str]:
         train = {k[len("train."):]: v for k, v in chosen.items() if k.startswith("train.")}
         params["method"] = {**(params.get("method") or {}), **method}
         params["train"] = {**(params.get("train") or {}), **train}
+    if isinstance(params.get("method"), dict):    # unset parameters read as their defaults (t1 = 40 ...)
+        params["method"] = {**method_defaults(params["method"].get("base")), **params["method"]}
     for section, prefix in PARAM_SECTIONS:
         block = params.get(section)
         if not isinstance(block, dict):
