@@ -223,7 +223,7 @@ def _csv_profile(tmp_path, csv_path) -> dict:
         "methods": {"full": {}, "cel": {"t1": 5, "t2": 5}},
         "train": {"optimizer": "gd", "lr": 0.002, "steps": 20, "eval_every": 10, "log_every": 1000},
         "grid": [{"datasets": ["mine"], "methods": ["full"], "compressions": [100], "folds": [0, 4]},
-                 {"datasets": ["mine"], "methods": ["cel"], "compressions": [20], "folds": [0]},
+                 {"datasets": ["mine"], "methods": ["cel"], "compressions": [5], "folds": [0]},
                  {"datasets": ["mine"], "variants": ["sparse"], "methods": ["full"], "compressions": [100],
                   "folds": [0]}],
         "tables": ["table7"], "mlflow": {"experiment": "cel-csv"},
