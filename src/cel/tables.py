@@ -16,6 +16,10 @@ A table is a declaration, a :class:`TableSpec` in ``TABLES``; no table has code 
 * The better direction of every comparison comes from the metric's task
   (:func:`cel.train.tasks.higher_is_better`): lower MSE, higher AUC.
 * ``paper`` maps a cell's axis values to a path in ``resources/paper_results.yaml``.
+* ``row_flags`` (:class:`RowFlags`): static yes/no columns per row read from the same file (Table
+  2's LTC / LMC / SIT), shown between the row labels and the measured columns as
+  ``$\\checkmark$`` / ``$\\times$`` ("--" where the paper has none), and in the cells CSV as
+  ``true`` / ``false`` (empty where none), one column per flag after the axis values.
 * ``claims``: orderings the paper claims. Each is checked on our means and tested: seeds are
   averaged within a fold, the two cells are paired by fold (folds both have), and a paired
   one-sided t-test in the claimed direction gives p; Holm's step-down corrects the p-values of all
@@ -37,7 +41,7 @@ from scipy import stats as sps
 
 from cel.report import canon
 from cel.tablespec import (CORE_AXES, CORE_DEFAULTS, DEFAULT_TITLES, METHOD_LABELS, PARAM_PREFIXES,  # noqa: F401
-                           Axis, Claim, PaperRef, TableSpec, check_axis)
+                           Axis, Claim, PaperRef, RowFlags, TableSpec, check_axis)
 from cel.tablespecs import TABLES, TABLE7_METHODS  # noqa: F401  (the registry, re-exported)
 
 
@@ -176,6 +180,11 @@ def cell_stats(summary: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     stored = _stored(summary, spec)
     out["stored_percent"] = [stored.get(_row_key(c, spec)) for c in coords]
     out["higher_is_better"] = [higher_is_better(m) for m in out["metric"]]
+    if spec.row_flags is not None:               # after the axis values, before mean
+        rnames = [a.name for a in spec.rows]
+        flags = [spec.lookup_flags({a: c[a] for a in rnames}) for c in coords]
+        for i, f in enumerate(spec.row_flags.flags):
+            out.insert(len(keys) + i, f, pd.Series([fl[f] for fl in flags], index=out.index, dtype=object))
     return out
 
 
@@ -259,25 +268,34 @@ def _row_col_keys(stats: pd.DataFrame, spec: TableSpec, by_cell: dict, coords_of
     return row_keys, col_keys or list(product(*[a.values for a in spec.cols]))
 
 
+def _flag_cell(value: bool | None) -> str:
+    return "--" if value is None else ("$\\checkmark$" if value else "$\\times$")
+
+
 def _header_lines(spec: TableSpec, col_keys: list) -> list[str]:
-    """The column header: one line per column level (multicolumn groups above the last level)."""
+    """The column header: one line per column level (multicolumn groups above the last level); the
+    row flags' labels on the last line, blank above."""
     nstub, ncol, lines = len(spec.rows), len(col_keys), []
+    flags = spec.row_flags.flags if spec.row_flags is not None else ()
+    nflag = len(flags)
     for lvl, ax in enumerate(spec.cols):
         title = ax.title if ax.title is not None else DEFAULT_TITLES.get(ax.name, ax.name)
         stub = " & ".join([""] * (nstub - 1) + [title])
         if lvl == len(spec.cols) - 1:
-            lines.append(stub + " & " + " & ".join(ax.label(ck[lvl]) for ck in col_keys) + " \\\\")
+            lines.append(" & ".join([stub] + [spec.row_flags.label(f) for f in flags]
+                                    + [ax.label(ck[lvl]) for ck in col_keys]) + " \\\\")
             continue
         groups, start = [], 0                # runs of columns sharing the prefix up to this level
         for i in range(1, ncol + 1):
             if i == ncol or col_keys[i][:lvl + 1] != col_keys[start][:lvl + 1]:
                 groups.append((start, i))
                 start = i
-        lines.append(stub + " & " + " & ".join(f"\\multicolumn{{{b - a}}}{{c}}{{{ax.label(col_keys[a][lvl])}}}"
-                                               for a, b in groups) + " \\\\")
-        lines.append(" ".join(f"\\cmidrule(lr){{{nstub + 1 + a}-{nstub + b}}}" for a, b in groups))
+        spans = [f"\\multicolumn{{{b - a}}}{{c}}{{{ax.label(col_keys[a][lvl])}}}" for a, b in groups]
+        lines.append(" & ".join([stub] + [""] * nflag + spans) + " \\\\")
+        first = nstub + nflag                # columns before the measured ones
+        lines.append(" ".join(f"\\cmidrule(lr){{{first + 1 + a}-{first + b}}}" for a, b in groups))
     if any(a.title for a in spec.rows):
-        lines.append(" & ".join([a.title or "" for a in spec.rows] + [""] * ncol).replace("  ", " ").rstrip()
+        lines.append(" & ".join([a.title or "" for a in spec.rows] + [""] * (nflag + ncol)).replace("  ", " ").rstrip()
                      + " \\\\")
     return lines
 
@@ -298,13 +316,14 @@ def render(summary: pd.DataFrame, spec: TableSpec, stats: pd.DataFrame | None = 
 
     row_keys, col_keys = _row_col_keys(stats, spec, by_cell, coords_of)
     nstub, ncol, stored = len(spec.rows), len(col_keys), _stored(summary, spec)
+    nflag = len(spec.row_flags.flags) if spec.row_flags is not None else 0
     lines = ["% Generated by `cel table` from results/summary.csv -- do not edit by hand.",
              "\\begin{table*}[t]", "\\centering", "\\small",
              f"\\caption{{{spec.caption}}}", f"\\label{{tab:{spec.name}}}", "\\resizebox{\\textwidth}{!}{%",
-             f"\\begin{{tabular}}{{{'l' * nstub}{'c' * ncol}}}", "\\toprule", *_header_lines(spec, col_keys),
+             f"\\begin{{tabular}}{{{'l' * nstub}{'c' * (nflag + ncol)}}}", "\\toprule", *_header_lines(spec, col_keys),
              "\\midrule"]
     for rk in row_keys:
-        cells = []
+        cells = [_flag_cell(v) for v in spec.lookup_flags(dict(zip(rnames, rk))).values()]
         for ck in col_keys:
             c = coords_of(rk, ck)
             stat = by_cell.get(tuple(c[k] for k in keys))
@@ -314,7 +333,7 @@ def render(summary: pd.DataFrame, spec: TableSpec, stats: pd.DataFrame | None = 
             cells.append(_cell(stat, paper, spec.digits, note, source))
         lines.append(" & ".join(a.label(v) for a, v in zip(spec.rows, rk)) + " & " + " & ".join(cells) + " \\\\")
     if not row_keys:
-        lines.append(f"\\multicolumn{{{ncol + nstub}}}{{c}}{{no runs yet}} \\\\")
+        lines.append(f"\\multicolumn{{{ncol + nflag + nstub}}}{{c}}{{no runs yet}} \\\\")
     lines += ["\\bottomrule", "\\end{tabular}}"]
     if claims is None and spec.claims:
         claims = check_claims(stats, spec, summary)
@@ -521,7 +540,10 @@ def write_table(summary: pd.DataFrame, name: str, out_tex: str | Path) -> list[s
     claims = check_claims(cells, spec, summary)
     write_text(out, render(summary, spec, cells, claims))
     cells_path = out.with_suffix(".csv")
-    write_text(cells_path, cells.to_csv(index=False))
+    shown = cells
+    if spec.row_flags is not None:               # the flags as true / false, empty where the paper has none
+        shown = cells.assign(**{f: cells[f].map({True: "true", False: "false"}) for f in spec.row_flags.flags})
+    write_text(cells_path, shown.to_csv(index=False))
     claims_path = out.with_name(f"{out.stem}_claims.csv")
     write_text(claims_path, claims.to_csv(index=False))
 

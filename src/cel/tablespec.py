@@ -1,4 +1,4 @@
-"""What a table is, as data: :class:`Axis`, :class:`PaperRef`, :class:`Claim`, :class:`TableSpec`.
+"""What a table is, as data: :class:`Axis`, :class:`PaperRef`, :class:`RowFlags`, :class:`Claim`, :class:`TableSpec`.
 
 The declarations live in :mod:`cel.tablespecs` (one module per paper table); the rendering and the
 statistics in :mod:`cel.tables`. See :mod:`cel.tables` for the meaning of every field.
@@ -37,6 +37,8 @@ DEFAULT_TITLES = {"dataset": "Dataset", "compression": "Compression ratio", "mod
                   "variant": "Density", "metric": "Metric", "method": "Method"}
 
 Value = Union[str, int, float, bool]
+#: the columns :func:`cel.tables.cell_stats` adds to a cell's axis values (row flags must not reuse them)
+CELL_COLUMNS = ("mean", "std", "n", "runs", "paper", "paper_source", "delta", "stored_percent", "higher_is_better")
 
 
 def check_axis(name: str, where: str = "axis") -> str:
@@ -147,7 +149,8 @@ class PaperRef:
         except KeyError:
             return None
 
-    def value(self, coords: Mapping[str, str]) -> float | None:
+    def node(self, coords: Mapping[str, str]):
+        """The YAML node at the cell's key path, whatever its type (a number, a mapping...), or None."""
         keys = self.key_path(coords)
         if keys is None:
             return None
@@ -156,9 +159,59 @@ class PaperRef:
             if not isinstance(node, dict):
                 return None
             node = node.get(k)
+        return node
+
+    def value(self, coords: Mapping[str, str]) -> float | None:
+        node = self.node(coords)
         if isinstance(node, bool) or not isinstance(node, (int, float)):
             return None
         return float(node)
+
+
+@dataclass(frozen=True)
+class RowFlags:
+    """Static per-row yes/no columns read from ``resources/paper_results.yaml``, not measured:
+    Table 2's LTC / LMC / SIT, the properties the paper ticks for each method.
+
+    ``flags``: the keys read, in column order (``("ltc", "lmc", "sit")``); they also name the
+    columns of the cells CSV. ``source``: a :class:`PaperRef` to the mapping that holds them for a
+    row; its placeholders may name row axes and axes fixed by a filter only (``("properties",
+    "{method}")``). ``labels``: flag -> LaTeX header (default: the flag in capitals). Rendered
+    before the measured columns: true as ``$\\checkmark$``, false as ``$\\times$``, "--" where the
+    paper has no value for the row (or no such flag).
+    """
+
+    flags: tuple[str, ...]
+    source: PaperRef
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        flags = (self.flags,) if isinstance(self.flags, str) else tuple(self.flags)
+        if not flags or not all(isinstance(f, str) and f for f in flags) or len(set(flags)) != len(flags):
+            raise ValueError(f"row flags: need distinct non-empty names, got {self.flags!r}")
+        if not isinstance(self.source, PaperRef):
+            raise ValueError(f"row flags: source must be a PaperRef, got {self.source!r}")
+        labels = dict(self.labels)
+        unknown = set(labels) - set(flags)
+        if unknown:
+            raise ValueError(f"row flags: labels for unknown flags {sorted(unknown)} (flags: {', '.join(flags)})")
+        object.__setattr__(self, "flags", flags)
+        object.__setattr__(self, "labels", labels)
+
+    def label(self, flag: str) -> str:
+        return self.labels.get(flag, flag.upper())
+
+    def values(self, coords: Mapping[str, str]) -> dict[str, bool | None]:
+        """flag -> True / False, or None where the paper has no value for the row at ``coords``."""
+        node = self.source.node(coords)
+        out = {}
+        for f in self.flags:
+            v = node.get(f) if isinstance(node, dict) else None
+            if v is not None and not isinstance(v, bool):
+                raise ValueError(f"paper_results.yaml {'/'.join(self.source.key_path(coords) or ())}: flag {f!r} "
+                                 f"is {v!r}, not true / false")
+            out[f] = v
+        return out
 
 
 @dataclass(frozen=True)
@@ -222,6 +275,8 @@ class TableSpec:
     alpha: float = 0.05
     #: ids in resources/deviations.yaml listed under the table (each with its evidence)
     deviations: tuple[str, ...] = ()
+    #: static yes/no columns per row from paper_results.yaml, before the measured ones (Table 2's LTC/LMC/SIT)
+    row_flags: RowFlags | None = None
 
     def __post_init__(self):
         rows = tuple(_as_axis(a) for a in (self.rows if isinstance(self.rows, (tuple, list)) else (self.rows,)))
@@ -261,6 +316,17 @@ class TableSpec:
             if missing:
                 raise ValueError(f"table {self.name}: paper path uses {sorted(missing)}, neither an axis "
                                  f"nor fixed by a filter")
+        if self.row_flags is not None:
+            if not isinstance(self.row_flags, RowFlags):
+                raise ValueError(f"table {self.name}: row_flags must be a RowFlags, got {self.row_flags!r}")
+            per_row = {a.name for a in rows} | set(self.fixed())
+            missing = self.row_flags.source.placeholders() - per_row
+            if missing:
+                raise ValueError(f"table {self.name}: row flags' path uses {sorted(missing)}, neither a row axis "
+                                 f"nor fixed by a filter (flags are per row)")
+            clash = set(self.row_flags.flags) & (set(names) | set(CELL_COLUMNS) | {"metric"})
+            if clash:
+                raise ValueError(f"table {self.name}: row flags {sorted(clash)} clash with the cells' columns")
         object.__setattr__(self, "scale", dict(self.scale))
         from cel.paper import deviations
         unknown = [d for d in self.deviations if d not in deviations()]
@@ -294,6 +360,13 @@ class TableSpec:
         if self.metric:
             out["metric"] = self.metric
         return out
+
+    def lookup_flags(self, coords: Mapping[str, Value]) -> dict[str, bool | None]:
+        """The row flags of the row at ``coords`` (row axis -> value): flag -> True / False / None
+        (the paper has none); {} for a table without row flags."""
+        if self.row_flags is None:
+            return {}
+        return self.row_flags.values({**self.fixed(), **{k: canon(v) for k, v in coords.items()}})
 
     def lookup_paper(self, coords: Mapping[str, Value]) -> float | None:
         """The published value of the cell at ``coords`` (axis -> value), or None."""
