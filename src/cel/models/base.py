@@ -22,6 +22,19 @@ class InteractionModel(nn.Module):
     def constrain_(self, param: torch.Tensor) -> None:
         """Restore the model's constraint on an embedding parameter after a step (default: none)."""
 
+    def set_history_len(self, history_len: int | None, minimum: int = 1, needs: str | None = None) -> None:
+        """Override the class's ``history_len`` with ``history_len`` (``None`` keeps the default).
+
+        A value below ``minimum`` raises ValueError; ``needs`` names a model that cannot work
+        without a history, and the message then says so ("DIN needs a history: ...").
+        """
+        if history_len is None:
+            return
+        if history_len < minimum:
+            prefix = f"{needs} needs a history: " if needs else ""
+            raise ValueError(f"{prefix}history_len must be >= {minimum}, got {history_len}")
+        self.history_len = history_len
+
 
 @runtime_checkable
 class PairScorer(Protocol):

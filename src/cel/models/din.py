@@ -108,10 +108,7 @@ class DIN(InteractionModel):
                  vocab: int | dict[str, int] = DEFAULT_VOCAB):
         super().__init__()
         check_nonneg(nonneg)
-        if history_len is not None:
-            if history_len < 1:
-                raise ValueError(f"DIN needs a history: history_len must be >= 1, got {history_len}")
-            self.history_len = history_len
+        self.set_history_len(history_len, minimum=1, needs="DIN")
         if side_features is not None:
             self.side_features = tuple(side_features)
         self.attention = ActivationUnit(attention_hidden)

@@ -75,10 +75,7 @@ class DUPN(InteractionModel):
                  aux_weight: float = 0.1):
         super().__init__()
         check_nonneg(nonneg)
-        if history_len is not None:
-            if history_len < 1:
-                raise ValueError(f"DUPN needs a history: history_len must be >= 1, got {history_len}")
-            self.history_len = history_len
+        self.set_history_len(history_len, minimum=1, needs="DUPN")
         if aux_weight < 0:
             raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
         self.aux_weight = aux_weight

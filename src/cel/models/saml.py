@@ -114,10 +114,7 @@ class SAML(InteractionModel):
                  branch: int = 16, hidden: tuple[int, ...] = HIDDEN, mutual: bool = True, rank: int | None = None):
         super().__init__()
         check_nonneg(nonneg)
-        if history_len is not None:
-            if history_len < 0:
-                raise ValueError(f"history_len must be >= 0, got {history_len}")
-            self.history_len = history_len
+        self.set_history_len(history_len, minimum=0)
         if scenarios < 1:
             raise ValueError(f"SAML needs >= 1 scenario, got {scenarios}")
         self.K, self.D = scenarios, branch
