@@ -1,8 +1,12 @@
-"""Atomic file output: a run killed halfway never leaves a half-written file behind."""
+"""Atomic file output (a run killed halfway never leaves a half-written file behind), file hashing
+and downloads."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +27,25 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file's bytes, read in 1 MiB chunks (the archives are large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(url: str, path: str | os.PathLike, timeout: float = 60) -> None:
+    """Announce the download on stderr and write the body at ``url`` to ``path`` (errors: OSError,
+    which the caller turns into a message of its own)."""
+    import urllib.request   # here, not at the top: most users of this module never download
+
+    print(f"[cel] downloading {url}", file=sys.stderr)
+    with urllib.request.urlopen(url, timeout=timeout) as resp, open(path, "wb") as fh:
+        shutil.copyfileobj(resp, fh)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -18,28 +18,18 @@ finished Snakemake output.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
-import urllib.request
 import zipfile
 from pathlib import Path
 
 from cel.data.sources import Source
 from cel.errors import ChecksumError, DataError
-from cel.io import atomic_path
+from cel.io import atomic_path, download, sha256_file
 
 LOCK_NAME = "checksums.lock.json"
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_lock(archives_dir: Path) -> dict[str, str]:
@@ -77,10 +67,8 @@ def _obtain(url: str, name: str, tmp: Path, mirror: str | None, offline: bool) -
         return str(candidate.resolve())
     if offline:
         raise DataError(f"{name} is not available and downloads are off (canonical URL: {url})")
-    print(f"[cel] downloading {url}", file=sys.stderr)
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as fh:
-            shutil.copyfileobj(resp, fh)
+        download(url, tmp)
     except OSError as exc:                  # URLError is an OSError
         raise DataError(f"could not download {url} ({exc}). Without network, put {name} in a folder and set "
                         "CEL_DATA_MIRROR=/that/folder (or data.mirror in the config).") from exc

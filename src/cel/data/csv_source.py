@@ -34,7 +34,6 @@ Rules (each tested in ``tests/test_csv_dataset.py``):
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 import re
@@ -47,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from cel.errors import ConfigError, DataError
+from cel.io import sha256_file
 
 ROLES = ("user", "item", "rating", "label", "timestamp")
 ITEM_ROLES = ("item", "title", "genres", "brand")
@@ -132,14 +132,6 @@ def _file_spec(entry: dict, where: str, roles: tuple[str, ...], required: tuple[
 
 
 # ------------------------------------------------------------------------------- reading
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _decode(spec: FileSpec, data: bytes) -> str:
     enc = "utf-8-sig" if spec.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else spec.encoding
     try:
@@ -435,7 +427,7 @@ def load_csv(name: str, ds: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     if not fs.path.exists():
         raise DataError(f"{fs.path}: no such file (datasets.{name}.path; relative paths are taken from "
                         f"the directory the workflow runs in)")
-    sha = {fs.path.name: file_sha256(fs.path)}
+    sha = {fs.path.name: sha256_file(fs.path)}
     frame, lines = read_interactions(fs)
     if not len(frame):
         raise DataError(f"{fs.path}: no data rows (empty file)")
@@ -452,7 +444,7 @@ def load_csv(name: str, ds: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     kept_items = np.unique(frame["item_code"].to_numpy())
     meta_items, item_info = _items_table(spec, items)
     if spec.items is not None:
-        sha[spec.items.path.name] = file_sha256(spec.items.path)
+        sha[spec.items.path.name] = sha256_file(spec.items.path)
     inter = pd.DataFrame({"raw_user": frame["user_code"].to_numpy(), "raw_item": frame["item_code"].to_numpy(),
                           "rating": frame["rating"].to_numpy(dtype=np.float64),
                           "timestamp": frame["timestamp"].to_numpy(dtype=np.int64)})

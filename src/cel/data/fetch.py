@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sys
-import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from cel.data.amazon_fetch import pack_files
 from cel.data.sources import Checksum, Member, Source  # noqa: F401 (Checksum re-exported)
 from cel.errors import ChecksumError, DataError  # noqa: F401 (re-exported)
-from cel.io import atomic_path
+from cel.io import atomic_path, download, sha256_file
 
 
 def digest(data: bytes, algo: str) -> str:
@@ -29,14 +28,6 @@ def digest(data: bytes, algo: str) -> str:
     raise ValueError(f"unknown checksum algorithm {algo!r}")
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _describe_non_zip(path: Path) -> str:
     """What a file that is not a zip looks like (truncated zip, HTML page, empty, other), with its hash."""
     size = path.stat().st_size
@@ -44,7 +35,7 @@ def _describe_non_zip(path: Path) -> str:
         return "got an empty file"
     with open(path, "rb") as fh:
         head = fh.read(512)
-    got = f"got {size:,} bytes (sha256 {_file_sha256(path)})"
+    got = f"got {size:,} bytes (sha256 {sha256_file(path)})"
     if head.startswith(b"PK\x03\x04"):
         return (f"{got} that start like a zip but lack its end-of-archive record: the file is truncated, "
                 "e.g. an interrupted download or copy")
@@ -107,7 +98,7 @@ def verify_archive(path: str | Path, source: Source, *, name: str | None = None,
     except _ZIP_ERRORS as exc:
         raise DataError(
             f"{name} is not a valid zip archive: {_expected(source)}; got {path.stat().st_size:,} bytes "
-            f"(sha256 {_file_sha256(path)}) that cannot be read ({type(exc).__name__}: {exc}).{tail}"
+            f"(sha256 {sha256_file(path)}) that cannot be read ({type(exc).__name__}: {exc}).{tail}"
         ) from exc
 
 
@@ -153,15 +144,13 @@ def fetch_archive(source: Source, dest_dir: str | Path, mirror: str | None, *, o
         return dest
     if offline:
         raise DataError(f"{source.archive} is not in {dest.parent.resolve()} and downloads are off.{removed}")
-    print(f"[cel] downloading {source.url}", file=sys.stderr)
     advice = (f"The download is bad (interrupted, or a web page served instead of the archive): rerun to "
               f"download it again, or put a good copy of {source.archive} in a folder and set "
               f"CEL_DATA_MIRROR=/that/folder (or data.mirror in the config). "
               f"Nothing was written to {dest.resolve()}.")
     try:
         with atomic_path(dest) as tmp:
-            with urllib.request.urlopen(source.url, timeout=60) as resp, open(tmp, "wb") as fh:
-                shutil.copyfileobj(resp, fh)
+            download(source.url, tmp)
             verify_archive(tmp, source, name=source.url, advice=advice)
     except DataError:
         raise
