@@ -33,15 +33,9 @@ from cel.train.schedule import ClusterSchedule
 from cel.train.tasks import Conversion
 from cel.train.trainer import Trainer, predict_all
 
+from shared_fixtures import one_thread, planted_ratings  # noqa: F401 (one_thread: autouse fixture)
+
 B, H, R = 6, 5, 8
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _inputs(seed=0):
@@ -246,12 +240,7 @@ N, M, D, R_T = 60, 80, 1500, 8
 
 
 def _frame(seed=0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    codes = rng.choice(N * M, D, replace=False)
-    u, i = codes // M, codes % M
-    bu, bi = rng.normal(0, 0.8, N), rng.normal(0, 0.8, M)
-    r = np.clip(np.round(3 + bu[u] + bi[i] + rng.normal(0, 0.3, D)), 1, 5)
-    return pd.DataFrame({"user": u, "item": i, "rating": r, "timestamp": rng.permutation(D) * 600})
+    return planted_ratings(N, M, D, seed, time_step=600)
 
 
 FAST = {"cel": {"t1": 3, "t2": 2, "split_threshold": 0}, "cel_lite": {"split_threshold": 0, "m": 5}}

@@ -32,17 +32,9 @@ from cel.train.schedule import ClusterSchedule
 from cel.train.tasks import Conversion, Regression
 from cel.train.trainer import Callback, Trainer, predict_all
 
+from shared_fixtures import one_thread, planted_ratings  # noqa: F401 (one_thread: autouse fixture)
+
 B, H, R = 5, 6, 8
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The run driver's default (``train.threads: 1``); two intra-op threads on a loaded
-    two-core machine make these small steps 100x slower (OpenMP contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _inputs(seed=0, B=B, H=H, R=R):
@@ -217,12 +209,7 @@ N, M, D, R_T = 60, 80, 1500, 8
 
 def _frame(seed=0) -> pd.DataFrame:
     """Ratings with a planted user and item effect, random times."""
-    rng = np.random.default_rng(seed)
-    codes = rng.choice(N * M, D, replace=False)
-    u, i = codes // M, codes % M
-    bu, bi = rng.normal(0, 0.8, N), rng.normal(0, 0.8, M)
-    r = np.clip(np.round(3 + bu[u] + bi[i] + rng.normal(0, 0.3, D)), 1, 5)
-    return pd.DataFrame({"user": u, "item": i, "rating": r, "timestamp": rng.permutation(D)})
+    return planted_ratings(N, M, D, seed)
 
 
 def _items(seed=0) -> pd.DataFrame:

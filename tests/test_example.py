@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from data_fixtures import real_mirror
+from shared_fixtures import one_thread  # noqa: F401 (autouse fixture)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "two_tower_ml100k.py"
 
@@ -34,15 +35,6 @@ def planted(n_users=200, n_items=200, k=6, rank=4, d=12_000, seed=0):
     r = (3.5 + 0.6 * (U[u] * C[z[i]]).sum(1) + 0.2 * torch.randn(d, generator=g)).clamp(1, 5)
     cut = int(0.8 * d)
     return (u[:cut], i[:cut], r[:cut]), (u[cut:], i[cut:], r[cut:])
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models: one intra-op thread is several times faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_user_code_is_about_twenty_lines():

@@ -16,16 +16,10 @@ from torch import nn
 import cel
 from cel.errors import ConfigError
 
+from shared_fixtures import one_thread  # noqa: F401 (autouse fixture)
+
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = ("snakemake", "mlflow", "optuna", "matplotlib")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # -- the import surface -----------------------------------------------------------------------------
