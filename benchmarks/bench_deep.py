@@ -27,9 +27,6 @@ beside it to see). Not a test; nothing is asserted.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import os
 import statistics
 import time
@@ -47,6 +44,8 @@ from cel.train.method_steps import MethodSteps
 from cel.train.run import SIDE_FEATURES
 from cel.train.tasks import Regression
 from cel.train.trainer import Trainer
+
+from _timing import fit_more, parse_args, save_json, set_threads
 
 SETTINGS = ((8, 256), (64, 2000))          # (R, b)
 MODEL_NAMES = ("din", "deepfm", "nmf")
@@ -75,23 +74,13 @@ def build(name: str, data, R: int, b: int, seed: int = 0) -> Trainer:
 
 def run_steps(tr: Trainer, steps: int) -> tuple[float, float]:
     """(wall seconds of fit, seconds in train_step) for ``steps`` more steps."""
-    tr.cfg = dataclasses.replace(tr.cfg, steps=tr.step + steps)
-    t0 = time.perf_counter()
-    h = tr.fit()
-    return time.perf_counter() - t0, h.step_seconds * steps
+    wall, h = fit_more(tr, steps)
+    return wall, h.step_seconds * steps
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json", default="")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f} before")
+    args = parse_args(__doc__, steps=30, warmup=5, extra=(("--rounds", int, 3),))
+    set_threads(args.threads)
     t0 = time.perf_counter()
     data = load_data()
     print(f"synthetic data: {len(data[0]):,} interactions, {data[2]} users, {data[3]} items "
@@ -121,9 +110,7 @@ def main() -> None:
                   f"interactions/s ({row['step_ms_per_step']:7.1f} ms/step)   model params {row['model_params']:,}")
     print(f"load average {os.getloadavg()[0]:.2f} after")
     if args.json:
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump({"threads": args.threads, "load_average": os.getloadavg(), "results": results}, fh, indent=1)
+        save_json(args.json, {"threads": args.threads, "load_average": os.getloadavg(), "results": results})
 
 
 if __name__ == "__main__":

@@ -28,9 +28,6 @@ history and features), divided by the train seconds of an epoch.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import math
 import os
 import time
@@ -50,6 +47,8 @@ from cel.train.replay_feed import register
 from cel.train.run import SIDE_FEATURES
 from cel.train.tasks import Conversion
 from cel.train.trainer import Trainer, predict_all
+
+from _timing import fit_more, parse_args, save_json, set_threads
 
 SPEC = SyntheticSpec(users=943, items=1682, density=0.063, rank=8, clusters=20, seed=0)
 R, B, N_BUF, M_CAND = 8, 256, 20, 50
@@ -84,10 +83,7 @@ def schedule_seconds(tr: Trainer) -> dict[str, float]:
 
 def measure(tr: Trainer, steps: int) -> dict[str, float]:
     before = schedule_seconds(tr)
-    tr.cfg = dataclasses.replace(tr.cfg, steps=tr.step + steps)
-    t0 = time.perf_counter()
-    tr.fit()
-    wall = time.perf_counter() - t0
+    wall, _ = fit_more(tr, steps)
     after = schedule_seconds(tr)
     reassign, split = after["reassign"] - before["reassign"], after["split"] - before["split"]
     return {"wall": wall, "reassign": reassign, "split": split, "train": wall - reassign - split}
@@ -104,17 +100,9 @@ def forward_all_seconds(tr: Trainer) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--warmup", type=int, default=40)
-    ap.add_argument("--compression", type=float, default=5.0)
-    ap.add_argument("--json", default="")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_args(__doc__, steps=60, warmup=40, extra=(("--compression", float, 5.0),))
+    set_threads(args.threads)
     register()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f} before")
     inter, items = remap(*generate(SPEC))
     data = (inter, items, int(inter["user"].max()) + 1, int(inter["item"].max()) + 1)
     D = len(inter)
@@ -148,9 +136,7 @@ def main() -> None:
               f"epochs of training (K x a forward pass over {D:,} rows = {fwd:.2f} s)")
     print(f"load average {os.getloadavg()[0]:.2f} after")
     if args.json:
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump({"load_average": os.getloadavg(), "results": rows}, fh, indent=1)
+        save_json(args.json, {"load_average": os.getloadavg(), "results": rows})
 
 
 if __name__ == "__main__":

@@ -276,32 +276,23 @@ class FitTimer:
     def __enter__(self):
         cls = self.cls
         self.orig = {k: getattr(cls, k) for k in ("fit", "run_eval", "trigger")}
-        fit, run_eval, trigger = self.orig["fit"], self.orig["run_eval"], self.orig["trigger"]
         timer = self
 
-        def timed_fit(tr):
-            t0 = time.perf_counter()
-            try:
-                return fit(tr)
-            finally:
-                timer.t["fit"] += time.perf_counter() - t0
+        def timed(method, key_of):
+            """``method`` adding its wall time to ``timer.t[key_of(args)]`` when that key is timed."""
+            def wrapper(tr, *a):
+                t0 = time.perf_counter()
+                try:
+                    return method(tr, *a)
+                finally:
+                    key = key_of(a)
+                    if key in timer.t:
+                        timer.t[key] += time.perf_counter() - t0
+            return wrapper
 
-        def timed_eval(tr):
-            t0 = time.perf_counter()
-            try:
-                return run_eval(tr)
-            finally:
-                timer.t["eval"] += time.perf_counter() - t0
-
-        def timed_trigger(tr, event, *a):
-            t0 = time.perf_counter()
-            try:
-                return trigger(tr, event, *a)
-            finally:
-                if event in timer.t:
-                    timer.t[event] += time.perf_counter() - t0
-
-        cls.fit, cls.run_eval, cls.trigger = timed_fit, timed_eval, timed_trigger
+        cls.fit = timed(self.orig["fit"], lambda a: "fit")
+        cls.run_eval = timed(self.orig["run_eval"], lambda a: "eval")
+        cls.trigger = timed(self.orig["trigger"], lambda a: a[0])      # a = (event, *args)
         return self
 
     def __exit__(self, *exc):
