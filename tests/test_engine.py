@@ -113,6 +113,24 @@ def test_stream_is_chronological_once_and_entity_interactions_grow():
     assert feed.progressive
 
 
+def test_shuffled_stream_is_one_seeded_permutation_of_every_row():
+    t = _table()
+    key = t.users * 100 + t.items
+
+    def stream(seed):
+        feed = make_feed(FeedConfig("stream", batch_size=50, order="shuffled"), t, seed=seed)
+        return torch.cat([b.users * 100 + b.items for b in feed.batches()])
+
+    a, b, c = stream(0), stream(0), stream(1)
+    assert torch.equal(a, b)                                # the seed fixes the order
+    assert not torch.equal(a, c)
+    assert sorted(a.tolist()) == sorted(key.tolist())      # every row exactly once
+    order = np.argsort(t.timestamps.numpy(), kind="stable")
+    assert not torch.equal(a, key[order])                   # not the time order
+    with pytest.raises(Exception, match="feed.order"):
+        FeedConfig.from_dict({"kind": "stream", "order": "random"})
+
+
 def test_entity_interactions_match_the_table():
     t = _table()
     inter = t.entity_interactions("item")

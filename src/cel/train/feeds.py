@@ -57,6 +57,7 @@ class FeedConfig:
     history: int = 0           # history length H (0 = as the model asks, ``model.history_len``)
     buffer: int = 20           # replay: the latest n interactions kept per user and per item (A.1)
     passes: int = 1            # replay: passes over a finite stream (0 = without end; train.steps stops it)
+    order: str = "time"        # stream, replay: "time" (timestamp order) or "shuffled" (one seeded permutation)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "FeedConfig":
@@ -69,6 +70,8 @@ class FeedConfig:
             raise ConfigError(f"config invalid value at 'tasks.*.feed.kind': {cfg.kind!r} (known: {', '.join(FEEDS)})")
         if cfg.buffer < 1 or cfg.passes < 0 or cfg.batch_size < 1:
             raise ConfigError("config invalid value at 'tasks.*.feed': batch_size >= 1, buffer >= 1, passes >= 0")
+        if cfg.order not in ("time", "shuffled"):
+            raise ConfigError(f"config invalid value at 'tasks.*.feed.order': {cfg.order!r} (known: time, shuffled)")
         if cfg.loss not in ("", "sum", "mean", "dataset"):
             raise ConfigError(f"config invalid value at 'tasks.*.feed.loss': {cfg.loss!r} (known: sum, mean, dataset)")
         return cfg
@@ -265,7 +268,9 @@ class MiniBatchFeed(Feed):
 
 
 class StreamFeed(Feed):
-    """Chronological batches, each seen once; entity interactions are those delivered so far."""
+    """Chronological batches, each seen once; entity interactions are those delivered so far.
+    ``order: shuffled`` streams one seeded permutation instead of timestamp order (an ablation:
+    MovieLens timestamps come in per-user sessions, so a time-ordered batch holds few users)."""
 
     name = "stream"
     default_loss = "mean"
@@ -273,7 +278,10 @@ class StreamFeed(Feed):
 
     def __init__(self, train, cfg, seed, context=None):
         super().__init__(train, cfg, seed, context)
-        self.order = torch.as_tensor(np.argsort(train.timestamps.numpy(), kind="stable"), dtype=torch.int64)
+        if cfg.order == "shuffled":
+            self.order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed * 1_000_003 + 17))
+        else:
+            self.order = torch.as_tensor(np.argsort(train.timestamps.numpy(), kind="stable"), dtype=torch.int64)
 
     def batches(self) -> Iterator[Batch]:
         self.state.setdefault("pos", 0)
