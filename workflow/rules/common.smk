@@ -1,4 +1,5 @@
 # Input functions, target lists and wildcard constraints. No rules here.
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +23,16 @@ _text = yaml.safe_dump(CFG.raw, sort_keys=True)
 if not Path(RESOLVED).exists() or Path(RESOLVED).read_text() != _text:
     Path(RESOLVED).parent.mkdir(parents=True, exist_ok=True)
     Path(RESOLVED).write_text(_text)
-CEL = f"{sys.executable} -m cel.cli"
+# Every rule's shell command calls the `cel` console script ([project.scripts]). The bin folder of
+# the interpreter running Snakemake goes first on PATH, which the jobs inherit: `.venv/bin/snakemake`
+# without an activated venv then runs `.venv/bin/cel`, the installation whose `cel` package this
+# file imports. A job with --use-conda activates its environment, which puts that environment's bin
+# (and its `cel`) first; a SLURM job inherits this PATH; a Kubernetes pod reads this file again
+# with the pod's own interpreter.
+_BIN = str(Path(sys.executable).parent)
+_PATH = os.environ.get("PATH", os.defpath).split(os.pathsep)
+if _PATH[0] != _BIN:
+    os.environ.update(PATH=os.pathsep.join([_BIN, *(p for p in _PATH if p != _BIN)]))
 # The archives are shared by every profile with the same archives_dir: they are fetched with a
 # profile-independent config (datasets named by their source kind), so that running another
 # profile never makes Snakemake think the archive's rule changed.
@@ -98,8 +108,9 @@ def get_run_params_arg(wildcards, input):
 
 def get_study_key(wildcards):
     """The study of a study folder (its RunKey carries the tuning seed, train.seed)."""
-    d = f"{RES}/studies/" + STUDY.format(**{k: getattr(wildcards, k) for k in
-                                            ("task", "dataset", "variant", "model", "method", "compression", "fold")})
+    study = STUDY.format(**{k: getattr(wildcards, k) for k in
+                            ("task", "dataset", "variant", "model", "method", "compression", "fold")})
+    d = f"{RES}/studies/{study}"
     if d not in STUDY_INDEX:
         raise ValueError(f"{d}: no grid block tunes this (grid[].tune)")
     return STUDY_INDEX[d].key
@@ -141,6 +152,6 @@ def get_all_mirrors(wildcards=None):
 
 def get_final_output():
     """Tables and summary (from metrics.json only) and the MLflow mirror of every run (a sink)."""
-    figures = buildable_figures() + [f"{RES}/report/report.tex"] if CFG.raw["figures"] else []   # figures.smk
+    figures = buildable_figures() + [f"{RES}/report/report.tex"] if CFG.raw["figures"] else []   # figure_inputs.smk
     return ([f"{RES}/summary.csv"] + [f"{RES}/tables/{t}.tex" for t in CFG.raw["tables"]]
             + get_all_mirrors() + get_all_study_mirrors() + figures)

@@ -11,7 +11,6 @@ rule download_archive:
     output:
         f"{ARCH}/{{archive}}",
     params:
-        cel=CEL,
         config=FETCH_CONFIG,
         source=get_source_of_archive,
     log:
@@ -19,7 +18,7 @@ rule download_archive:
     conda:
         "../../envs/cel.yaml"
     shell:
-        "{params.cel} fetch {params.config} --dataset {params.source} > {log} 2>&1"
+        "cel fetch {params.config} --dataset {params.source} > {log} 2>&1"
 
 
 rule prepare_dataset:
@@ -28,7 +27,6 @@ rule prepare_dataset:
     output:
         f"{RES}/data/{{dataset}}/prepared/interactions.parquet",
     params:
-        cel=CEL,
         config=RESOLVED,
         dataset_hash=get_dataset_hash,      # a changed dataset entry (csv column mapping, generator) reruns it
     log:
@@ -36,7 +34,7 @@ rule prepare_dataset:
     conda:
         "../../envs/cel.yaml"
     shell:
-        "{params.cel} prepare {params.config} --dataset {wildcards.dataset} > {log} 2>&1"
+        "cel prepare {params.config} --dataset {wildcards.dataset} > {log} 2>&1"
 
 
 rule make_variant:
@@ -45,14 +43,13 @@ rule make_variant:
     output:
         f"{RES}/data/{{dataset}}/{{variant}}/interactions.parquet",
     params:
-        cel=CEL,
         config=RESOLVED,
     log:
         f"{RES}/logs/make_variant/{{dataset}}/{{variant}}.log",
     conda:
         "../../envs/cel.yaml"
     shell:
-        "{params.cel} variant {params.config} --dataset {wildcards.dataset} --variant {wildcards.variant} > {log} 2>&1"
+        "cel variant {params.config} --dataset {wildcards.dataset} --variant {wildcards.variant} > {log} 2>&1"
 
 
 rule make_split:
@@ -61,11 +58,10 @@ rule make_split:
     output:
         f"{RES}/data/{{dataset}}/{{variant}}/folds.parquet",
     params:
-        cel=CEL,
         config=RESOLVED,
     log:
         f"{RES}/logs/make_split/{{dataset}}/{{variant}}.log",
     conda:
         "../../envs/cel.yaml"
     shell:
-        "{params.cel} split {params.config} --dataset {wildcards.dataset} --variant {wildcards.variant} > {log} 2>&1"
+        "cel split {params.config} --dataset {wildcards.dataset} --variant {wildcards.variant} > {log} 2>&1"

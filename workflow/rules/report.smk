@@ -7,14 +7,13 @@ rule aggregate_runs:
     output:
         f"{RES}/summary.csv",
     params:
-        cel=CEL,
         config=RESOLVED,
     log:
         f"{RES}/logs/aggregate_runs.log",
     conda:
         "../../envs/cel.yaml"
     shell:
-        "{params.cel} summarize {params.config} --out {output} > {log} 2>&1"
+        "cel summarize {params.config} --out {output} > {log} 2>&1"
 
 
 # a table's own runs -> its summary (so a table never waits on another table's runs)
@@ -24,14 +23,13 @@ rule table_summary:
     output:
         f"{RES}/tables/{{table}}.summary.csv",
     params:
-        cel=CEL,
         config=RESOLVED,
     log:
         f"{RES}/logs/table_summary/{{table}}.log",
     conda:
         "../../envs/cel.yaml"
     shell:
-        "{params.cel} summarize {params.config} --table {wildcards.table} --out {output} > {log} 2>&1"
+        "cel summarize {params.config} --table {wildcards.table} --out {output} > {log} 2>&1"
 
 
 rule make_table:
@@ -42,14 +40,13 @@ rule make_table:
         cells=f"{RES}/tables/{{table}}.csv",
         claims=f"{RES}/tables/{{table}}_claims.csv",
     params:
-        cel=CEL,
         config=RESOLVED,
     log:
         f"{RES}/logs/make_table/{{table}}.log",
     conda:
         "../../envs/cel.yaml"
     shell:
-        "{params.cel} table {params.config} --name {wildcards.table} --summary {input} --out {output.tex} > {log} 2>&1"
+        "cel table {params.config} --name {wildcards.table} --summary {input} --out {output.tex} > {log} 2>&1"
 
 
 # Every table of the profile is a target by its name: `snakemake table6` builds Table 6's runs,

@@ -8,11 +8,10 @@ rule train_run:
     output:
         f"{RES}/runs/{RUN}/metrics.json",
     params:
-        cel=CEL,
         config=RESOLVED,
         run=get_run_key,
         config_hash=get_run_config_hash,
-        outdir=f"{RES}/runs/{RUN}",
+        outdir=lambda wildcards, output: os.path.dirname(output[0]),     # the run's folder
         tuned=get_run_params_arg,
     threads: 1
     log:
@@ -22,7 +21,7 @@ rule train_run:
     conda:
         "../../envs/cel.yaml"
     shell:
-        "{params.cel} train {params.config} --run {params.run} --out {params.outdir} --threads {threads} {params.tuned} > {log} 2>&1"
+        "cel train {params.config} --run {params.run} --out {params.outdir} --threads {threads} {params.tuned} > {log} 2>&1"
 
 
 rule mirror_mlflow:
@@ -31,15 +30,14 @@ rule mirror_mlflow:
     output:
         f"{RES}/runs/{RUN}/mlflow.json",
     params:
-        cel=CEL,
         config=RESOLVED,
-        outdir=f"{RES}/runs/{RUN}",
+        outdir=lambda wildcards, input: os.path.dirname(input[0]),      # the run's folder
     log:
         f"{RES}/logs/mirror_mlflow/{RUN}.log",
     conda:
         "../../envs/cel.yaml"
     shell:
-        "{params.cel} mirror {params.config} {params.outdir} > {log} 2>&1"
+        "cel mirror {params.config} {params.outdir} > {log} 2>&1"
 
 
 # One Optuna study (tuning.workers processes sharing its journal file or RDB): every trial trains
@@ -51,11 +49,10 @@ rule tune_study:
     output:
         f"{RES}/studies/{STUDY}/best_params.yaml",
     params:
-        cel=CEL,
         config=RESOLVED,
         study=get_study_key,
         config_hash=get_study_config_hash,
-        outdir=f"{RES}/studies/{STUDY}",
+        outdir=lambda wildcards, output: os.path.dirname(output[0]),     # the study's folder
     threads: CFG.raw["tuning"]["workers"]
     log:
         f"{RES}/logs/tune_study/{STUDY}.log",
@@ -64,7 +61,7 @@ rule tune_study:
     conda:
         "../../envs/cel.yaml"
     shell:
-        "{params.cel} tune {params.config} --study {params.study} --out {params.outdir} --workers {threads} > {log} 2>&1"
+        "cel tune {params.config} --study {params.study} --out {params.outdir} --workers {threads} > {log} 2>&1"
 
 
 # The study as an MLflow parent run, each trial a nested run (one process, after the study)
@@ -74,12 +71,11 @@ rule mirror_study:
     output:
         f"{RES}/studies/{STUDY}/mlflow.json",
     params:
-        cel=CEL,
         config=RESOLVED,
-        outdir=f"{RES}/studies/{STUDY}",
+        outdir=lambda wildcards, input: os.path.dirname(input[0]),      # the study's folder
     log:
         f"{RES}/logs/mirror_study/{STUDY}.log",
     conda:
         "../../envs/cel.yaml"
     shell:
-        "{params.cel} mirror-study {params.config} {params.outdir} > {log} 2>&1"
+        "cel mirror-study {params.config} {params.outdir} > {log} 2>&1"
