@@ -49,7 +49,7 @@ def test_report_inputs_every_table_and_figure_by_a_path_that_resolves(tmp_path, 
 def test_the_index_says_what_runs_here_and_what_needs_a_connected_machine(tmp_path):
     res = _profile(tmp_path)
     tex = report_tex({"quick": res}, tmp_path)
-    rows = {line.split(" & ")[0]: line for line in tex.splitlines() if line.startswith(("Table", "Figure", "Prop"))}
+    rows = {line.split(" & ")[0]: line for line in tex.splitlines() if line.startswith(("Table", "Figure", "Prop", "Section"))}
     assert {e.item for e in INDEX} <= set(rows)
     assert "ML-1m and ML-10m columns" in rows["Table 7"] and rows["Table 7"].rstrip(" \\").endswith("$\\checkmark$")
     assert "all rows (Amazon 2014 archives)" in rows["Table 3"] and rows["Table 3"].rstrip(" \\").endswith("--")
