@@ -13,7 +13,7 @@ DATASETS ?= ml-100k
 CEL_DATA_MIRROR ?= $(abspath ../shared/data/movielens)
 export CEL_DATA_MIRROR
 
-.PHONY: run readme test smoke quick engine venv bench mlflow-ui clean test-slurm test-services bench-scale docs report
+.PHONY: run readme readme-quick test smoke quick engine venv bench mlflow-ui clean test-slurm test-services bench-scale docs report
 
 # The library declares ranges (pyproject.toml); the workflow installs the exact versions of
 # constraints.txt (torch==2.13.0: the CPU wheel) with the workflow and test extras.
@@ -36,8 +36,14 @@ readme: $(BIN)/cel
 smoke: $(BIN)/cel
 	$(BIN)/snakemake all --cores $(CORES) --configfile config/smoke.yaml
 
+# Every ML-100k table and figure on fold 0, timed (results/quick/wall.json; from an empty
+# results/quick for the README's figure: `rm -rf results/quick && make quick && make readme-quick`)
 quick: $(BIN)/cel
-	$(BIN)/snakemake all --cores $(CORES) --configfile config/quick.yaml
+	$(BIN)/python scripts/timed.py results/quick/wall.json -- \
+		$(BIN)/snakemake all --cores $(CORES) --configfile config/quick.yaml
+
+readme-quick: $(BIN)/cel
+	$(BIN)/cel readme config/quick.yaml --profile quick
 
 test: $(BIN)/cel
 	$(BIN)/python -m pytest -q

@@ -42,3 +42,32 @@ def test_a_block_without_markers_is_an_error():
     assert render_readme(text, {"results": "new\n"}) == text.replace("old", "new")
     with pytest.raises(ValueError, match="deviations"):
         render_readme(text, {"results": "x\n", "deviations": "y\n"})
+
+
+def test_a_profile_time_block_comes_from_the_timed_run_and_its_benchmark_files(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import pytest
+
+    from cel.readme import profile_block, profile_snapshot
+
+    res, snap = tmp_path / "results" / "quick", tmp_path / "snap"
+    with pytest.raises(FileNotFoundError, match="wall.json"):
+        profile_snapshot(res, snap, "quick")
+    rc = subprocess.call([sys.executable, str(REPO / "scripts" / "timed.py"), str(res / "wall.json"), "--",
+                          sys.executable, "-c", "sum(range(10**6))"], cwd=REPO)
+    assert rc == 0
+    for rule, cpu in (("train_run", [30.0, 90.0]), ("tune_study", [60.0])):
+        for i, c in enumerate(cpu):
+            f = res / "benchmarks" / rule / f"r{i}.tsv"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(f"s\tcpu_time\n{c + 1}\t{c}\n")
+    (res / "runs" / "a").mkdir(parents=True)
+    (res / "runs" / "a" / "metrics.json").write_text("{}")
+    r = json.loads(profile_snapshot(res, snap, "quick").read_text())
+    assert r["jobs"] == {"train_run": {"jobs": 2, "cpu_minutes": 2.0}, "tune_study": {"jobs": 1, "cpu_minutes": 1.0}}
+    assert r["runs"] == 1 and r["returncode"] == 0 and 0 <= r["wall_minutes"] < 1
+    text = profile_block(snap, "quick")
+    assert "finished in **" in text and "2 `train_run` jobs, 2.0 CPU min" in text and "1 Optuna studies" in text

@@ -220,8 +220,11 @@ def cmd_readme(cfg: ProjectConfig, args) -> int:
             return 1
         print(f"{doc} matches {snap}")
         return 0
-    for f in readme.snapshot(cfg.results_dir, snap):
-        print(f"wrote {f}")
+    if args.profile:        # only this profile's measured time (its results stay out of the results block)
+        print(f"wrote {readme.profile_snapshot(cfg.results_dir, snap, args.profile)}")
+    else:
+        for f in readme.snapshot(cfg.results_dir, snap):
+            print(f"wrote {f}")
     print(f"{doc}: {'updated' if readme.update(doc, snap) else 'unchanged'}")
     return 0
 
@@ -254,6 +257,8 @@ def _args_readme(sp) -> None:
     sp.add_argument("--snapshot", default="docs/results", help="folder of the figures the README quotes")
     sp.add_argument("--readme", default="README.md")
     sp.add_argument("--check", action="store_true", help="only check the README against the snapshot")
+    sp.add_argument("--profile", choices=("quick",),
+                    help="snapshot only this profile's measured time (results/<profile>/wall.json, `make quick`)")
 
 
 def _args_dataset(sp, variant: bool = False) -> None:

@@ -49,6 +49,41 @@ def snapshot(results_dir: Path, out_dir: Path) -> list[Path]:
     return written
 
 
+def profile_snapshot(results_dir: Path, out_dir: Path, name: str) -> Path:
+    """``<name>_runtime.json``: a whole profile's measured time (``wall.json``, written by
+    ``scripts/timed.py`` around ``snakemake all``, e.g. ``make quick``) and its jobs' benchmark files."""
+    wall_file = results_dir / "wall.json"
+    if not wall_file.exists():
+        raise FileNotFoundError(f"{wall_file}: no measured wall time; run the profile through scripts/timed.py "
+                                f"(`make quick` does) from an empty {results_dir}")
+    wall = json.loads(wall_file.read_text())
+    jobs = {}
+    for rule in ("train_run", "tune_study"):
+        files = sorted((results_dir / "benchmarks" / rule).rglob("*.tsv"))
+        rows = [pd.read_csv(f, sep="\t").iloc[0] for f in files]
+        jobs[rule] = {"jobs": len(rows), "cpu_minutes": round(sum(float(r["cpu_time"]) for r in rows) / 60, 1)}
+    runtime = {"wall_minutes": round(wall["wall_seconds"] / 60, 1), "cpu_minutes": round(wall["cpu_seconds"] / 60, 1),
+               "cpus": wall["cpus"], "load_before": wall["load_before"][0], "commit": wall["commit"],
+               "dirty": wall["dirty"], "returncode": wall["returncode"], "command": wall["command"],
+               "runs": len(list((results_dir / "runs").rglob("metrics.json"))), "jobs": jobs}
+    out = out_dir / f"{name}_runtime.json"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(runtime, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+def profile_block(snap: Path, name: str) -> str:
+    r = json.loads((snap / f"{name}_runtime.json").read_text())
+    t, s = r["jobs"]["train_run"], r["jobs"]["tune_study"]
+    status = "finished" if r["returncode"] == 0 else f"FAILED (exit code {r['returncode']})"
+    return (f"`{r['command']}` from an empty results folder: {status} in **{r['wall_minutes']} minutes** of wall "
+            f"time on a {r['cpus']}-core machine (load average {r['load_before']} just before the start), "
+            f"{r['cpu_minutes']} CPU minutes over all its processes; {r['runs']} training runs "
+            f"({t['jobs']} `train_run` jobs, {t['cpu_minutes']} CPU min) and {s['jobs']} Optuna studies "
+            f"({s['cpu_minutes']} CPU min); code of commit {r['commit']}{' with uncommitted changes' if r['dirty'] else ''}. "
+            f"Measured by `scripts/timed.py` (`make quick`), snapshot `docs/results/{name}_runtime.json`.\n")
+
+
 def _commits(results_dir: Path) -> list[str]:
     found = set()
     for f in (results_dir / "runs").rglob("metrics.json"):
@@ -114,8 +149,15 @@ def deviations_block() -> str:
                    for d in deviations().values())
 
 
+PROFILE_BLOCKS = ("quick",)      # profiles whose measured time the README quotes (<name>_runtime.json)
+
+
 def blocks(snap: Path) -> dict[str, str]:
-    return {"results": results_block(snap), "deviations": deviations_block()}
+    out = {"results": results_block(snap), "deviations": deviations_block()}
+    for name in PROFILE_BLOCKS:
+        if (snap / f"{name}_runtime.json").exists():
+            out[f"time_{name}"] = profile_block(snap, name)
+    return out
 
 
 # ------------------------------------------------------------------------------- rewrite
