@@ -8,7 +8,7 @@ from cel.tablespec import TableSpec
 from cel.tablespecs.table7 import TABLE7_METHODS  # noqa: F401
 
 _MODULES = ("table7", "table3", "table2", "table3_detail", "table4", "table5", "table6", "table8", "table9", "table10", "table11",
-            "table12", "table13", "table14", "tuning", "personalize", "lite_order")
+            "table12", "table13", "table14", "tuning", "personalize", "lite_stream")
 
 TABLES: dict[str, TableSpec] = {}
 for _name in _MODULES:
