@@ -34,6 +34,7 @@ from cel.data.splits import FoldData
 from cel.embeddings import EMBEDDINGS, ClusteredEmbedding, DataAware, TrainingData, test_time
 from cel.embeddings.cel_lite import CELLiteEmbedding
 from cel.embeddings.full import FullEmbedding
+from cel.embeddings.prehash import PreHashHistory
 from cel.errors import ConfigError
 from cel.io import write_json, write_parquet, write_text
 from cel.metrics import bucket_mse
@@ -200,7 +201,8 @@ def build(cfg: ProjectConfig, d: RunData, overrides: dict | None = None) -> Part
                                             (item_emb, "item", "user", d.fold.n_items, d.fold.n_users)):
         if isinstance(emb, DataAware):     # AE/PreHash: the warmest entities; HashGNN: pretraining
             emb.fit_data(TrainingData(col[own].long(), col[other].long(), col["rating"].float(), n_own, n_other))
-    schedules = []
+    # PreHash with weights: history (D.1, Table 3) reads its entities' history from the replay feed's buffers
+    schedules = PreHashHistory.for_embeddings(user_emb, item_emb)
     for side, emb in clustered_sides(user_emb, item_emb):
         init_clustering(emb, side, d.items, d.train, frozen_path(cfg, d.key, emb.params))
         # CEL-Lite (Section 3.4) runs its own online schedule on the replay feed's buffers
