@@ -73,6 +73,11 @@ def test_cli_reports_config_error(profile_path, tmp_path, capsys):
 def test_shipped_profiles_validate():
     from conftest import REPO
 
-    for name in ("config.yaml", "quick.yaml", "smoke.yaml"):
+    from cel.tables import TABLES
+
+    shipped = sorted(p.name for p in (REPO / "config").glob("*.yaml"))
+    assert {"config.yaml", "quick.yaml", "smoke.yaml", "paper.yaml", "lite_stream.yaml"} <= set(shipped)
+    for name in shipped:
         cfg = load_config(REPO / "config" / name)
         assert cfg.runs(), name
+        assert set(cfg.raw["tables"]) <= set(TABLES), name      # every table a profile names exists
