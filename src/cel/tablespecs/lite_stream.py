@@ -20,7 +20,8 @@ SPEC = TableSpec(
     caption="Test MSE on ML-100k (NMF, items compressed at 5\\%, full embedding at 100\\%) under four "
             "training regimes: full-batch GD (Table 7), shuffled mini-batches, and the replay stream "
             "(b = 2000, n = 20) in a shuffled or in timestamp order; the step count chosen on validation.",
-    rows=Axis("task", values=TASKS, labels={"regression": "full batch (Table 7)", "mb": "shuffled mini-batches",
+    rows=Axis("task", values=TASKS, title="Training regime",
+              labels={"regression": "full batch (Table 7)", "mb": "shuffled mini-batches",
                                             "online_shuffled": "replay stream, shuffled",
                                             "online": "replay stream, time order"}),
     cols=(Axis("dataset", values=("ml-100k",)),
