@@ -16,7 +16,7 @@ export CEL_DATA_MIRROR
 .PHONY: run readme readme-quick test smoke quick engine venv bench mlflow-ui clean test-slurm test-services bench-scale docs report
 
 # The library declares ranges (pyproject.toml); the workflow installs the exact versions of
-# constraints.txt (torch==2.13.0: the CPU wheel) with the workflow and test extras.
+# constraints.txt (torch==2.13.0: the CPU wheel) with the workflow, test and docs extras.
 $(BIN)/cel: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -11,7 +11,7 @@
     cel mirror-study CONFIG STUDY_DIR...        a study (parent run) and its trials (nested) to MLflow
     cel summarize CONFIG... [--out CSV]         all runs of the grid -> summary.csv (long format)
     cel table    CONFIG... --name table7 [--summary CSV] [--out TEX]   (+ cells .csv, claims _claims.csv)
-    cel readme   CONFIG... [--check]            results -> docs/results/ -> the README's generated blocks
+    cel readme   CONFIG... [--check] [--profile quick]   results -> docs/results/ -> the README's generated blocks
     cel figure   CONFIG... --run LABEL=RUN_DIR... --out PNG   progressive score of stream runs
     cel plot     CONFIG... --name fig3|fig4|fig5|fig6|fig7b|prop1 --out PATH   a paper figure (PDF+PNG+CSV)
     cel report   CONFIG... [--results NAME=DIR] [--out TEX]   report.tex (+ PDF with a TeX engine)
