@@ -13,7 +13,7 @@ DATASETS ?= ml-100k
 CEL_DATA_MIRROR ?= $(abspath ../shared/data/movielens)
 export CEL_DATA_MIRROR
 
-.PHONY: run readme readme-quick test smoke quick engine venv bench mlflow-ui clean test-slurm test-services bench-scale docs report
+.PHONY: tex run readme readme-quick test smoke quick engine venv bench mlflow-ui clean test-slurm test-services bench-scale docs report
 
 # The library declares ranges (pyproject.toml); the workflow installs the exact versions of
 # constraints.txt (torch==2.13.0: the CPU wheel) with the workflow, test and docs extras.
@@ -80,6 +80,10 @@ clean:
 docs: $(BIN)/cel
 	$(BIN)/pdoc cel -o docs/api
 	@echo "open docs/api/index.html"
+
+# A TeX engine (Debian's pdflatex + latexmk; root or sudo) so that `make report` also writes the PDF
+tex:
+	bash scripts/install_tex.sh
 
 # The reproduction report of a profile: tables, figures, paper values (PDF where a TeX engine exists)
 report: $(BIN)/cel
