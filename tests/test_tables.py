@@ -1047,6 +1047,7 @@ def test_table7_lists_its_deviations_with_evidence():
     tex = render(_runs({"cel": {0: 0.8}}, compression="100"), TABLES["table7"])
     items = [line for line in tex.splitlines() if line.startswith("\\item ")]
     assert len(items) == len(TABLES["table7"].deviations) >= 5
+    assert tex.index("\\end{table*}") < tex.index("Deviations from the paper")   # after the float: one page
     for dev_id, line in zip(TABLES["table7"].deviations, items):
         d = deviations()[dev_id]
         assert line.startswith(f"\\item {latex_escape(d['what'])}:") and latex_escape(d["evidence"]) in line

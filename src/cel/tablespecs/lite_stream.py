@@ -25,8 +25,8 @@ SPEC = TableSpec(
                                             "online_shuffled": "replay stream, shuffled",
                                             "online": "replay stream, time order"}),
     cols=(Axis("dataset", values=("ml-100k",)),
-          Axis("method", values=METHODS, labels={"full": "full (100\\%)", "cel": "CEL schedule (5\\%)",
-                                                 "cel_lite": "CEL-Lite (5\\%)"})),
+          Axis("method", values=METHODS, labels={"full": "full", "cel": "CEL schedule", "cel_lite": "CEL-Lite"}),
+          Axis("compression", values=("100", "5"))),
     metric="test_mse",
     filters={"model": "nmf", "variant": "original", "task": TASKS, "method": METHODS, "compression": ("5", "100")},
 )
