@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PREAMBLE = r"""\documentclass[10pt]{article}
+\usepackage[T1]{fontenc}
 \usepackage[a4paper,landscape,margin=1.5cm]{geometry}
 \usepackage{booktabs,graphicx,amsmath,amssymb,array,longtable}
 \usepackage[hidelinks]{hyperref}
