@@ -79,3 +79,21 @@ def test_validation_waits_until_the_method_is_selectable():
     t = _trainer(emb, steps=30, callbacks=[MethodSteps()], evaluate=lambda _t: {"val_mse": float(t.step)})
     t.fit()
     assert t.best_step == 15                       # the better evaluations at 5 and 10 were not eligible
+
+
+def test_method_penalties_are_scaled_like_the_norm_regulariser():
+    """λ_p / eTree / JNKM penalties weigh against the data as λ_reg does (Eq. 8): unchanged in a
+    full batch (reg_scale 1), 1/D of it on a mean-loss stream, where the unscaled penalty of
+    personalised CEL-Lite made every untie step diverge."""
+    import dataclasses
+
+    emb = JNKMEmbedding(20, 4, 20.0, JNKMEmbedding.Params(), torch.Generator().manual_seed(0))
+    t = _trainer(emb, reg=0.0)
+    batch = next(t.feed.batches())
+    pen = emb.penalty()
+    assert pen is not None and float(pen) > 0
+    total, sse = t.losses(batch)
+    assert torch.allclose(total - batch.scale * sse, pen, atol=1e-3)          # full batch: as before
+    small = dataclasses.replace(batch, reg_scale=1e-3)
+    total, sse = t.losses(small)
+    assert torch.allclose(total - small.scale * sse, 1e-3 * pen, atol=1e-3)         # float32 sums of ~1700

@@ -155,9 +155,9 @@ class Trainer:
         reg = sum(p.pow(2).sum() for m in (self.user_emb, self.item_emb) for p in m.embedding_parameters())
         total = batch.scale * data + 0.5 * self.reg * batch.reg_scale * reg
         for emb in (self.user_emb, self.item_emb):
-            pen = emb.penalty()
-            if pen is not None:
-                total = total + pen
+            pen = emb.penalty()      # a parameter regulariser (λ_p, eTree/JNKM's λ): scaled as λ_reg is,
+            if pen is not None:      # so a mean-loss stream does not weigh it D times more than Eq. 8 does
+                total = total + batch.reg_scale * pen
         return total, data
 
     def trigger(self, event: str, *args) -> None:
