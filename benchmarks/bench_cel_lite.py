@@ -63,17 +63,31 @@ def optimizer_bytes(trainer) -> int:
                for v in st.values() if hasattr(v, "numel"))
 
 
+
+def lite_setup(table, cap: int):
+    """CEL-Lite on both sides (no vocabulary: ids admitted on arrival), the replay feed (b = B,
+    n = 20, progressive scoring off) and one LiteSchedule per side: what both stream benchmarks time."""
+    import torch
+
+    from cel.embeddings.cel_lite import CELLiteEmbedding, CELLiteParams
+    from cel.train.feeds import FeedConfig
+    from cel.train.lite_schedule import LiteSchedule
+    from cel.train.replay_feed import ReplayStreamFeed
+
+    g = torch.Generator().manual_seed(0)
+    params = CELLiteParams(max_clusters=cap, split_threshold=D_THRESHOLD)
+    user_emb, item_emb = (CELLiteEmbedding(0, R, 100.0, params, g) for _ in range(2))
+    feed = ReplayStreamFeed(table, FeedConfig("replay", batch_size=B, loss="mean", buffer=20), 0)
+    feed.progressive = False
+    return user_emb, item_emb, feed, [LiteSchedule("item", 0), LiteSchedule("user", 0)]
+
 def run_one(rows: int, cap: int, threads: int, users: int = 0, items: int = 0, profile: bool = False) -> dict:
     """One timed configuration (in this process)."""
     import torch
 
     from cel.config import TrainConfig
-    from cel.embeddings.cel_lite import CELLiteEmbedding, CELLiteParams
     from cel.models.nmf import NMF
-    from cel.train.feeds import FeedConfig
     from cel.train.grad_avg import GradientAveraging
-    from cel.train.lite_schedule import LiteSchedule
-    from cel.train.replay_feed import ReplayStreamFeed
     from cel.train.tasks import Regression
     from cel.train.trainer import Trainer
 
@@ -81,12 +95,7 @@ def run_one(rows: int, cap: int, threads: int, users: int = 0, items: int = 0, p
     t0 = time.perf_counter()
     table, spec = stream_table(rows, users, items)
     gen_s = time.perf_counter() - t0
-    g = torch.Generator().manual_seed(0)
-    params = CELLiteParams(max_clusters=cap, split_threshold=D_THRESHOLD)
-    user_emb, item_emb = (CELLiteEmbedding(0, R, 100.0, params, g) for _ in range(2))
-    feed = ReplayStreamFeed(table, FeedConfig("replay", batch_size=B, loss="mean", buffer=20), 0)
-    feed.progressive = False
-    scheds = [LiteSchedule("item", 0), LiteSchedule("user", 0)]
+    user_emb, item_emb, feed, scheds = lite_setup(table, cap)
     cfg = TrainConfig(optimizer="gd", lr=LR, steps=10**9, eval_every=10**9, log_every=10**9)
     tr = Trainer(Regression(), feed, NMF(), user_emb, item_emb, cfg, reg=0.0,
                  callbacks=[GradientAveraging(), *scheds], log=lambda m: None)

@@ -79,12 +79,9 @@ def run_one(rows: int, folder: str, threads: int) -> dict:
     import torch
 
     from cel.config import TrainConfig
-    from cel.embeddings.cel_lite import CELLiteEmbedding, CELLiteParams
     from cel.models.nmf import NMF
-    from cel.train.feeds import FeedConfig, InteractionTable
+    from cel.train.feeds import InteractionTable
     from cel.train.grad_avg import GradientAveraging
-    from cel.train.lite_schedule import LiteSchedule
-    from cel.train.replay_feed import ReplayStreamFeed
     from cel.train.tasks import Regression
     from cel.train.trainer import Callback, Trainer
 
@@ -107,12 +104,7 @@ def run_one(rows: int, folder: str, threads: int) -> dict:
     table = InteractionTable(user, item, rating, ts, spec.users, spec.items)
     after_load_rss = rss_mb()
 
-    g = torch.Generator().manual_seed(0)
-    params = CELLiteParams(max_clusters=CAP, split_threshold=D_THRESHOLD)
-    user_emb, item_emb = (CELLiteEmbedding(0, R, 100.0, params, g) for _ in range(2))
-    feed = ReplayStreamFeed(table, FeedConfig("replay", batch_size=B, loss="mean", buffer=20), 0)
-    feed.progressive = False
-    scheds = [LiteSchedule("item", 0), LiteSchedule("user", 0)]
+    user_emb, item_emb, feed, scheds = lite.lite_setup(table, CAP)
     every = max(1, rows // B // 20)
     timeline = []
 
