@@ -276,3 +276,24 @@ def test_replay_feed_scores_only_new_rows_and_a_stopped_stream_loses_no_batch():
     part.cfg = dataclasses.replace(part.cfg, steps=20)
     part.fit()
     assert part.feed.state["pos"] == 80 and part.history.progressive[-1]["n"] == 80
+
+
+def test_running_scores_equal_the_metrics_over_everything_added():
+    """The progressive score's accumulators: regression keeps float64 error sums (O(1) per score,
+    not O(seen)), conversion keeps every prediction; both equal the task's metrics on the union."""
+    from cel.train.tasks import Conversion, Regression
+
+    g = torch.Generator().manual_seed(0)
+    preds = [torch.rand(n, generator=g) * 5 for n in (7, 300, 1)]
+    ys = [torch.randint(1, 6, (len(p),), generator=g).float() for p in preds]
+    for task, labels in ((Regression(), ys), (Conversion(), [(y >= 4).float() for y in ys])):
+        run = task.running()
+        for p, y in zip(preds, labels):
+            run.add(p, y)
+        want = task.metrics(torch.cat(preds), torch.cat(labels))
+        got = run.value()
+        assert run.n == 308 and got.keys() == want.keys()
+        for k in want:
+            assert got[k] == pytest.approx(want[k], rel=1e-12), (task.kind, k)
+        run.add(torch.tensor([100.0]), torch.tensor([0.0]))          # a new batch moves the score
+        assert run.value()[task.primary] != pytest.approx(want[task.primary], rel=1e-6)

@@ -59,3 +59,26 @@ def test_parallel_mirrors_lose_no_run(profile_path, tmp_path):
     runs = _runs(res, "par")
     assert len(runs) == 5
     assert set(ids) == {r.info.run_id for r in runs}
+
+
+def test_cli_mirror_batch_records_every_run_and_reruns_to_the_same_ids(profile_path, tmp_path):
+    """`cel mirror CONFIG DIR... --record F` (the workflow's per-table batch): one MLflow run per
+    folder, the record maps each folder to it, and a second batch with an overlapping folder (a run
+    two tables read) finds the same run instead of adding one."""
+    from cel.cli import main
+
+    prof = profile_path()
+    cfg = load_config(prof)
+    dirs = []
+    for fold in range(3):
+        d = tmp_path / f"run{fold}"
+        execute_run(cfg, RunKey("regression", "synth", "original", "nmf", "full", "100", fold), d, log=lambda m: None)
+        dirs.append(str(d))
+    assert main(["mirror", str(prof), *dirs[:2], "--record", str(tmp_path / "a.json")]) == 0
+    assert main(["mirror", str(prof), *dirs[1:], "--record", str(tmp_path / "b.json")]) == 0
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert sorted(a["runs"]) == dirs[:2] and sorted(b["runs"]) == dirs[1:]
+    assert a["runs"][dirs[1]] == b["runs"][dirs[1]]
+    runs = _runs(cfg.results_dir, cfg.raw["mlflow"]["experiment"])
+    assert {r.info.run_id for r in runs} == set(a["runs"].values()) | set(b["runs"].values())
+    assert len(runs) == 3

@@ -69,6 +69,18 @@ def test_paper_grid_dry_run_lists_the_ml100k_runs(tmp_path):
     assert "train_run" in out and "ml-1m" not in out
 
 
+def test_quick_profile_mirrors_in_one_batch_per_table(tmp_path):
+    """The MLflow mirror is one job per table (plus one for runs no table reads), not one per run:
+    131 per-run jobs spent a quarter of the quick profile's CPU time importing MLflow."""
+    import re
+
+    r = _snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "quick.yaml"))
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", r.stdout, flags=re.M))
+    n_tables = int(counts["make_table"])
+    assert int(counts["train_run"]) > 100
+    assert n_tables <= int(counts["mirror_mlflow"]) <= n_tables + 1, counts
+
+
 @pytest.mark.slow
 def test_profiles_sharing_the_archives_do_not_refetch(tmp_path):
     """The archive rule is profile-independent: a second profile on the same archives_dir finds

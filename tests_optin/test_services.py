@@ -1,7 +1,7 @@
 """Shared stores on PostgreSQL (make test-services; never part of `make test`): the workflow with
 MLFLOW_TRACKING_URI = a live `mlflow server` on a PostgreSQL backend and CEL_OPTUNA_STORAGE = the
 same PostgreSQL. One tuned study with 4 worker processes, then 8 training jobs (the study's best
-parameters, 8 seeds) in parallel, each mirrored to MLflow by its own job:
+parameters, 8 seeds) in parallel, mirrored to MLflow by batch jobs (one per table) beside them:
 
 * every Optuna trial is recorded exactly once (one row per number in PostgreSQL, one trial folder,
   one nested MLflow run per finished trial);

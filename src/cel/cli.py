@@ -7,7 +7,7 @@
     cel split    CONFIG... --dataset D --variant V
     cel train    CONFIG... --run TASK/D/V/MODEL/METHOD/crC/fK/sS [--out DIR] [--threads N] [--mlflow]
     cel tune     CONFIG... --study TASK/D/V/MODEL/METHOD/crC/fK/sS [--workers N]   one Optuna study
-    cel mirror   CONFIG RUN_DIR...              mirror metrics.json files to MLflow
+    cel mirror   CONFIG RUN_DIR... [--record F] mirror metrics.json files to MLflow (idempotent)
     cel mirror-study CONFIG STUDY_DIR...        a study (parent run) and its trials (nested) to MLflow
     cel summarize CONFIG... [--out CSV]         all runs of the grid -> summary.csv (long format)
     cel table    CONFIG... --name table7 [--summary CSV] [--out TEX]   (+ cells .csv, claims _claims.csv)
@@ -163,12 +163,22 @@ def cmd_mirror_study(cfg: ProjectConfig, args) -> int:
     return 0
 
 
-def cmd_mirror(cfg: ProjectConfig, args) -> int:
-    from cel.tracking import mirror_run
+def _args_mirror(sp):
+    sp.add_argument("run_dirs", nargs="+")
+    sp.add_argument("--record", help="write {run folder: MLflow run id} here (the workflow's batch output)")
 
-    for d in args.run_dirs:
-        rid = mirror_run(d, cfg.results_dir, cfg.raw["mlflow"]["tracking_uri"], cfg.raw["mlflow"]["experiment"])
-        print(f"{d} -> mlflow run {rid}")
+
+def cmd_mirror(cfg: ProjectConfig, args) -> int:
+    from cel.io import write_json
+    from cel.tracking import mirror_run, resolve_tracking_uri
+
+    ids = {}
+    for i, d in enumerate(args.run_dirs, 1):
+        ids[d] = mirror_run(d, cfg.results_dir, cfg.raw["mlflow"]["tracking_uri"], cfg.raw["mlflow"]["experiment"])
+        print(f"[{i}/{len(args.run_dirs)}] {d} -> mlflow run {ids[d]}", flush=True)
+    if args.record:
+        write_json(args.record, {"tracking_uri": resolve_tracking_uri(cfg.raw["mlflow"]["tracking_uri"],
+                                                                      cfg.results_dir), "runs": ids})
     return 0
 
 
@@ -312,7 +322,7 @@ COMMANDS: dict[str, tuple[str, Callable, Handler, bool]] = {
                     cmd_tune_worker, True),
     "mirror-study": ("mirror a study (parent run) and its trials (nested runs) to MLflow",
                      lambda sp: sp.add_argument("study_dirs", nargs="+"), cmd_mirror_study, False),
-    "mirror": ("mirror run folders to MLflow", lambda sp: sp.add_argument("run_dirs", nargs="+"), cmd_mirror, False),
+    "mirror": ("mirror run folders to MLflow", _args_mirror, cmd_mirror, False),
     "summarize": ("collect the grid's metrics.json into summary.csv",
                   _args_summarize, cmd_summarize, True),
     "table": ("render a LaTeX table (+ cells and claims CSV) from summary.csv", _args_table, cmd_table, True),

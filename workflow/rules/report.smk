@@ -50,14 +50,14 @@ rule make_table:
 
 
 # Every table of the profile is a target by its name: `snakemake table6` builds Table 6's runs,
-# its table and nothing else.
+# its table and the MLflow mirror of those runs, and nothing else.
 for _table in CFG.raw["tables"]:
 
     rule:
         name:
             _table
         input:
-            f"{RES}/tables/{_table}.tex",
+            [f"{RES}/tables/{_table}.tex"] + ([mirror_batch(_table)] if _table in MIRROR_BATCHES else []),
 
 
 # Cheap rules run on the submitting host under a cluster executor (seconds, < 400 MB; the archive

@@ -1,5 +1,6 @@
 # one run = task x dataset x variant x model x method x compression x fold x seed (RUN, a
-# RunKey pattern from common.smk); then its MLflow mirror, a sink nothing else waits on
+# RunKey pattern from common.smk); the MLflow mirror of a batch of runs (one per table), a sink
+# nothing else waits on
 
 
 rule train_run:
@@ -26,18 +27,18 @@ rule train_run:
 
 rule mirror_mlflow:
     input:
-        f"{RES}/runs/{RUN}/metrics.json",
+        get_batch_metrics,
     output:
-        f"{RES}/runs/{RUN}/mlflow.json",
+        f"{RES}/mlflow/batches/{{batch}}.json",
     params:
         config=RESOLVED,
-        outdir=lambda wildcards, input: os.path.dirname(input[0]),      # the run's folder
+        run_dirs=lambda wildcards, input: " ".join(os.path.dirname(p) for p in input),
     log:
-        f"{RES}/logs/mirror_mlflow/{RUN}.log",
+        f"{RES}/logs/mirror_mlflow/{{batch}}.log",
     conda:
         "../../envs/cel.yaml"
     shell:
-        "cel mirror {params.config} {params.outdir} > {log} 2>&1"
+        "cel mirror {params.config} {params.run_dirs} --record {output} > {log} 2>&1"
 
 
 # One Optuna study (tuning.workers processes sharing its journal file or RDB): every trial trains

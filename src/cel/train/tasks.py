@@ -49,6 +49,11 @@ class Task:
     def metrics(self, pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
 
+    def running(self) -> "RunningScore":
+        """An accumulator of a stream's predictions whose ``value()`` equals ``metrics`` over
+        everything added. The default keeps every prediction (AUC needs them all)."""
+        return KeptScore(self)
+
     @property
     def higher_is_better(self) -> bool:
         return higher_is_better(self.primary)
@@ -66,6 +71,54 @@ class Task:
         return False
 
 
+class RunningScore:
+    """A task's score over a growing stream of (prediction, label) batches."""
+
+    n: int = 0
+
+    def add(self, pred: torch.Tensor, y: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def value(self) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class KeptScore(RunningScore):
+    """Keeps every prediction; ``value()`` is O(n) (called every few steps and at the end)."""
+
+    def __init__(self, task: Task):
+        self.task, self.pred, self.y, self.n = task, [], [], 0
+
+    def add(self, pred, y):
+        self.pred.append(pred)
+        self.y.append(y)
+        self.n += len(pred)
+
+    def value(self):
+        self.pred, self.y = [torch.cat(self.pred)], [torch.cat(self.y)]     # one tensor, not one per batch
+        return self.task.metrics(self.pred[0], self.y[0])
+
+
+class ErrorSums(RunningScore):
+    """Squared and absolute error sums in float64: O(batch) per batch and O(1) per ``value()``,
+    where keeping every prediction of a multi-pass replay stream (millions) cost O(seen) per score."""
+
+    def __init__(self):
+        self.sse, self.sae, self.n = 0.0, 0.0, 0
+
+    def add(self, pred, y):
+        err = pred.double() - y.double()
+        self.sse += float(err.pow(2).sum())
+        self.sae += float(err.abs().sum())
+        self.n += len(pred)
+
+    def value(self):
+        if self.n == 0:
+            raise ValueError("mse of an empty set")
+        m = self.sse / self.n
+        return {"mse": m, "rmse": m ** 0.5, "mae": self.sae / self.n}
+
+
 @dataclass(frozen=True)
 class Regression(Task):
     kind: ClassVar[str] = "regression"
@@ -77,6 +130,9 @@ class Regression(Task):
     def metrics(self, pred, y):
         m = mse(pred, y)
         return {"mse": m, "rmse": m ** 0.5, "mae": mae(pred, y)}
+
+    def running(self) -> RunningScore:
+        return ErrorSums()
 
     @property
     def squared_error(self) -> bool:

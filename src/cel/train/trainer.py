@@ -122,8 +122,7 @@ class Trainer:
         self.history = History()
         self.best_val, self.best_step, self.best_state, self._stale = task.worst(), 0, None, 0
         self.optimizer = self.build_optimizer()
-        self._prog: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._seen = 0
+        self._prog = task.running()          # the progressive score over everything streamed
 
     # -- pieces a callback may call ------------------------------------------------------
     def build_optimizer(self) -> list[torch.optim.Optimizer]:
@@ -192,27 +191,24 @@ class Trainer:
 
     def progressive_score(self, batch: Batch) -> None:
         """Stream feeds: score the batch with the current model before training on it. The batch's
-        own score is logged every step; the score over everything seen so far (all predictions
-        kept; AUC needs them) every ``PROGRESSIVE_EVERY`` steps and at the end, not on every batch,
-        which would cost O(seen) per step."""
+        own score is logged every step; the score over everything seen so far (the task's running
+        score: error sums for MSE, every prediction for AUC) every ``PROGRESSIVE_EVERY`` steps and
+        at the end, not on every batch, which would cost O(seen) per step for AUC."""
         fresh = getattr(batch, "fresh", None)         # a replay feed puts its new rows first
         if fresh is not None and fresh < len(batch):
             batch = batch_rows(batch, fresh)
         with torch.no_grad(), test_time(self.user_emb, self.item_emb):
             pred = predict(self.model, self.user_emb, self.item_emb, batch)
-        self._prog.append((pred, batch.labels))
-        self._seen += len(pred)
-        self.history.progressive.append({"step": self.step, "n": self._seen,
+        self._prog.add(pred, batch.labels)
+        self.history.progressive.append({"step": self.step, "n": self._prog.n,
                                          **{f"batch_{k}": v for k, v in self.task.metrics(pred, batch.labels).items()}})
         if self.step % PROGRESSIVE_EVERY == 0:
             self._cumulative_score()
 
     def _cumulative_score(self) -> None:
         """Add the progressive (predict-then-train) score over every batch seen to the last record."""
-        if self._prog and "progressive_" + self.task.primary not in self.history.progressive[-1]:
-            seen = torch.cat([p for p, _ in self._prog]), torch.cat([y for _, y in self._prog])
-            self._prog = [seen]                                  # keep one tensor, not one per batch
-            self.history.progressive[-1].update({f"progressive_{k}": v for k, v in self.task.metrics(*seen).items()})
+        if self._prog.n and "progressive_" + self.task.primary not in self.history.progressive[-1]:
+            self.history.progressive[-1].update({f"progressive_{k}": v for k, v in self._prog.value().items()})
 
     def fit(self) -> History:
         cfg = self.cfg
@@ -286,7 +282,7 @@ class Trainer:
         return self.cfg.patience > 0 and self._stale >= self.cfg.patience
 
     # -- checkpoints ------------------------------------------------------------------------
-    _STATE = ("step", "history", "best_val", "best_step", "best_state", "_stale", "_prog", "_seen",
+    _STATE = ("step", "history", "best_val", "best_step", "best_state", "_stale", "_prog",
               "user_emb", "item_emb", "model", "optimizer", "callbacks")
 
     def save_checkpoint(self, path: str | Path) -> None:
