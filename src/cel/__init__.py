@@ -13,9 +13,24 @@ The project's own training loop is :class:`cel.train.Trainer` (with the callback
 ``cel.train.ClusterSchedule``); the ``cel`` command line drives the reproduction workflow
 (``pip install "cel[workflow]"``). Guide: ``docs/library.md``.
 """
-from cel.api import CELEmbedding, CELLiteEmbedding
-from cel.schedule_api import ClusterSchedule
-
 __version__ = "0.1.0"
 
 __all__ = ["CELEmbedding", "CELLiteEmbedding", "ClusterSchedule", "__version__"]
+
+# Loaded on first use (PEP 562): `import cel.tables` or `cel table` need no torch, and the
+# workflow's table, summary and mirror jobs each saved the ~1.2 s torch import.
+_LAZY = {"CELEmbedding": "cel.api", "CELLiteEmbedding": "cel.api", "ClusterSchedule": "cel.schedule_api"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cel' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
