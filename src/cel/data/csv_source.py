@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cel.data.dedupe import keep_last
 from cel.errors import ConfigError, DataError
 from cel.io import sha256_file
 
@@ -377,10 +378,7 @@ def _dedupe(spec: CsvSpec, frame: pd.DataFrame, lines: np.ndarray | None) -> tup
         raise DataError(f"{spec.ratings.path}: {pairs} duplicated (user, item) pair(s) over {n_dup_rows} rows "
                         f"(duplicates: fail); the first, user {u!r} item {i!r}, at {_where(spec.ratings, lines, first)}. "
                         f"Set `duplicates: keep_last` to keep the last by timestamp")
-    t = frame["timestamp"].to_numpy()
-    order = np.lexsort((np.arange(len(frame)), t, key))       # by pair, then time, then line
-    last = np.r_[key[order][1:] != key[order][:-1], True]
-    keep = np.sort(order[last])                               # file order of the kept rows
+    keep = keep_last(frame["user_code"], frame["item_code"], frame["timestamp"])   # file order of the kept rows
     info = {"policy": spec.duplicates, "pairs": pairs, "rows_dropped": len(frame) - len(keep)}
     print(f"[cel] {spec.ratings.path}: {pairs} duplicated (user, item) pair(s); {info['rows_dropped']} "
           f"earlier row(s) dropped (duplicates: keep_last, by timestamp)", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Prepared tables: interactions (user, item, rating, timestamp) and item metadata, ids 0..N-1."""
+"""Prepared tables: interactions (user, item, rating, timestamp; a power-law stream adds its
+generator's columns) and item metadata, ids 0..N-1."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import pandas as pd
 from cel.data.fetch import DataError, fetch_archive, read_member
 from cel.data.parsers import PARSERS
 from cel.data.sources import SOURCES
+from cel.data.stream_source import load_stream
 from cel.data.synthetic import SyntheticSpec, generate
 from cel.io import write_json, write_parquet
 
@@ -20,7 +22,8 @@ def remap(inter: pd.DataFrame, items: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
     """Map raw ids to 0..N-1 (users) and 0..M-1 (items), ordered by raw id.
 
     Items of the metadata that have no interaction are dropped; interactions whose item has no
-    metadata keep an empty title.
+    metadata keep an empty title. Columns beyond the raw ids, rating and timestamp (the power-law
+    stream's generator columns) are kept as they are.
     """
     users = np.sort(inter["raw_user"].unique())
     item_ids = np.sort(inter["raw_item"].unique())
@@ -30,6 +33,8 @@ def remap(inter: pd.DataFrame, items: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
         "rating": inter["rating"].to_numpy(dtype=np.float64),
         "timestamp": inter["timestamp"].to_numpy(dtype=np.int64),
     })
+    for col in inter.columns.difference(["raw_user", "raw_item", *INTERACTION_COLUMNS], sort=False):
+        out[col] = inter[col].to_numpy()
     meta = pd.DataFrame({"raw_item": item_ids}).merge(items, on="raw_item", how="left")
     meta.insert(0, "item", np.arange(len(item_ids), dtype=np.int64))
     meta["title"] = meta["title"].fillna("")
@@ -44,6 +49,8 @@ def load_raw(name: str, ds_cfg: dict, archives_dir: Path, mirror: str | None, re
         spec = SyntheticSpec.from_config(ds_cfg)
         inter, items = generate(spec)
         return inter, items, {"source": "synthetic", "params": ds_cfg}
+    if kind == "stream":
+        return load_stream(name, ds_cfg)
     if kind == "csv":
         from cel.data.csv_source import load_csv
 

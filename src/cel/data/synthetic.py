@@ -72,8 +72,13 @@ def generate(spec: SyntheticSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
         "raw_user": u[order], "raw_item": i[order], "rating": x[order],
         "timestamp": np.arange(len(u), dtype=np.int64),
     })
-    items = pd.DataFrame({
-        "raw_item": np.arange(spec.items), "title": [f"item {j}" for j in range(spec.items)],
+    return inter, planted_items(assign)
+
+
+def planted_items(assign: np.ndarray) -> pd.DataFrame:
+    """The raw items table of planted data: item j of cluster ``assign[j]`` has the genre ``g<k>``
+    (so genre-based inits and entropies see the planted structure) and the column ``cluster``."""
+    return pd.DataFrame({
+        "raw_item": np.arange(len(assign)), "title": [f"item {j}" for j in range(len(assign))],
         "genres": [f"g{k}" for k in assign], "cluster": assign,   # planted cluster as a "genre"
     })
-    return inter, items

@@ -215,15 +215,24 @@ def build(cfg: ProjectConfig, d: RunData, overrides: dict | None = None) -> Part
 
 # --------------------------------------------------------------------------------- train
 def user_scenarios(cfg: ProjectConfig, d: RunData) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 1) scenario of every user (SAML): the age band of ML-100k's u.user (cel.models.saml)."""
+    """((N, 1) scenario ids 1..K of every user, 0 = unknown; mask), SAML's user feature: the age band
+    of ML-100k's u.user (cel.models.saml), or a power-law stream's home scenario, the one the
+    generator draws most of the user's rows in (cel.data.stream_source)."""
     from cel.data.sources import SOURCES
+    from cel.data.stream_source import home_scenarios
+    from cel.models.saml import N_SCENARIOS
     from cel.models.saml import user_scenarios as age_bands
 
-    kind = cfg.dataset(d.key.dataset)["kind"]
-    if kind != "ml-100k":
-        raise ConfigError(f"dataset {d.key.dataset!r} (kind {kind}): user scenarios are defined for ml-100k "
-                          f"(u.user age band) only")
-    return age_bands(Path(cfg.archives_dir) / SOURCES[kind].archive, d.fold.n_users)
+    name = d.key.dataset
+    ds = cfg.dataset(name)
+    if ds["kind"] == "ml-100k":
+        return age_bands(Path(cfg.archives_dir) / SOURCES["ml-100k"].archive, d.fold.n_users)
+    if ds["kind"] == "stream":
+        table = paths.variant_dir(cfg.results_dir, name, d.key.variant) / "interactions.parquet"
+        ids = torch.as_tensor(home_scenarios(name, ds, table, d.fold.n_users, N_SCENARIOS))[:, None]
+        return ids, ids > 0
+    raise ConfigError(f"config invalid value at 'datasets.{name}.kind': {ds['kind']!r} has no user scenarios "
+                      f"(SAML's scenario is defined for ml-100k, the u.user age band, and stream, the home scenario)")
 
 
 USER_FEATURES = {"scenario": user_scenarios}      # name -> builder (cfg, run data) of (N, F) user fields
