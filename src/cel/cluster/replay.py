@@ -172,18 +172,22 @@ class ReplayBuffer:
         oldest first; ``other`` is the id on the other side."""
         return self.sides[side].padded(entities.long())
 
-    def rows(self, side: str, entities: torch.Tensor) -> Buffered:
-        """The buffered interactions of ``entities`` of ``side`` (deduplicated union)."""
+    def _valid(self, side: str, entities: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(seq, users, items, labels) of every filled slot of ``entities`` (repeats possible)."""
         seq, other, label, valid = self.padded(side, entities)
         own = entities.long()[:, None].expand_as(seq)
         u, i = (own, other) if side == "user" else (other, own)
-        return _dedup(seq[valid], u[valid], i[valid], label[valid])
+        return seq[valid], u[valid], i[valid], label[valid]
+
+    def rows(self, side: str, entities: torch.Tensor) -> Buffered:
+        """The buffered interactions of ``entities`` of ``side`` (deduplicated union)."""
+        return _dedup(*self._valid(side, entities))
 
     def gather(self, users: torch.Tensor, items: torch.Tensor) -> Buffered:
-        """The union of the buffered interactions of ``users`` and of ``items`` (each interaction once)."""
-        a, b = self.rows("user", users), self.rows("item", items)
-        return _dedup(torch.cat([a.seq, b.seq]), torch.cat([a.users, b.users]), torch.cat([a.items, b.items]),
-                      torch.cat([a.labels, b.labels]))
+        """The union of the buffered interactions of ``users`` and of ``items`` (each interaction
+        once): one deduplication of both sides' slots (not one per side and one of the union)."""
+        a, b = self._valid("user", users), self._valid("item", items)
+        return _dedup(*(torch.cat([x, y]) for x, y in zip(a, b)))
 
     def interactions(self, side: str, num_entities: int | None = None,
                      num_other: int | None = None) -> EntityInteractions:
