@@ -46,26 +46,26 @@ def main(argv=None) -> int:
     write_table(summary, "table4", out / "table4_partial.tex")
     stats = cell_stats(summary, spec)
     pd.set_option("display.width", 200)
-    print(stats[["model", "method", "compression", "mean", "std", "n"]].to_string(index=False))
+    print(stats[["dataset", "model", "method", "compression", "mean", "std", "n"]].to_string(index=False))
     claims = check_claims(stats, spec, summary)
     if len(claims):
         print("\nCEL-Lite > Modulo at equal size (superiority, paired by seed, Holm over the table's claims):")
-        print(claims[[c for c in ("model", "compression", "better_mean", "worse_mean", "mean_diff", "n_pairs", "t",
+        print(claims[[c for c in ("dataset", "model", "compression", "better_mean", "worse_mean", "mean_diff", "n_pairs", "t",
                                   "p_value", "p_holm", "significant") if c in claims]].to_string(index=False))
     vs = claims_vs_full(summary)
     vs.to_csv(out / "table4_vs_full.csv", index=False)
     if len(vs):
         print("\nCEL-Lite >= full (non-inferiority within 0.001 AUC, paired by seed, Holm over these rows):")
-        print(vs[["model", "claim", "cel_lite_mean", "full_mean", "mean_diff", "n_pairs", "t", "p_value", "p_holm",
+        print(vs[["dataset", "model", "claim", "cel_lite_mean", "full_mean", "mean_diff", "n_pairs", "t", "p_value", "p_holm",
                   "significant", "size_ratio_full_over_lite", "table_ratio_full_over_lite"]].to_string(index=False))
     walls = []
     for f in done:
         rec = json.loads(f.read_text())
         r = rec["run"]
-        walls.append({"model": r["model"], "method": r["method"], "compression": r["compression"],
+        walls.append({"dataset": r["dataset"], "model": r["model"], "method": r["method"], "compression": r["compression"],
                       "wall_s": rec["timing"]["wall_seconds"], "steps": rec["metrics"]["steps"],
                       "embedding_params": rec["metrics"]["embedding_params"]})
-    w = pd.DataFrame(walls).groupby(["model", "method", "compression"]).agg(
+    w = pd.DataFrame(walls).groupby(["dataset", "model", "method", "compression"]).agg(
         wall_s=("wall_s", "mean"), runs=("wall_s", "size"), steps=("steps", "mean"),
         embedding_params=("embedding_params", "mean")).reset_index()
     print("\nwall time per run (s, mean over seeds) and stored embedding parameters:")
