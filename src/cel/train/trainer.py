@@ -31,10 +31,11 @@ from cel.config import TrainConfig
 from cel.embeddings.base import EmbeddingMethod, test_time
 from cel.models.base import InteractionModel, PairScorer
 from cel.train.feeds import Batch, Feed
+from cel.train.gd import GD
 from cel.train.tasks import Task
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "gd": torch.optim.SGD,
+    "gd": GD,                        # = torch.optim.SGD(lr) without its 2 s torch._dynamo import
     "adam": torch.optim.Adam,
     "adagrad": torch.optim.Adagrad,
     "rmsprop": torch.optim.RMSprop,
