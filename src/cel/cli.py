@@ -10,7 +10,7 @@
     cel mirror   CONFIG RUN_DIR... [--record F] mirror metrics.json files to MLflow (idempotent)
     cel mirror-study CONFIG STUDY_DIR...        a study (parent run) and its trials (nested) to MLflow
     cel summarize CONFIG... [--out CSV]         all runs of the grid -> summary.csv (long format)
-    cel table    CONFIG... --name table7 [--summary CSV] [--out TEX]   (+ cells .csv, claims _claims.csv)
+    cel table    CONFIG... --name table7 [--summary CSV] [--out TEX] [--html F]   (+ cells .csv, claims _claims.csv)
     cel readme   CONFIG... [--check] [--profile quick]   results -> docs/results/ -> the README's generated blocks
     cel figure   CONFIG... --run LABEL=RUN_DIR... --out PNG   progressive score of stream runs
     cel plot     CONFIG... --name fig3|fig4|fig5|fig6|fig7b|prop1 --out PATH   a paper figure (PDF+PNG+CSV)
@@ -216,6 +216,11 @@ def cmd_table(cfg: ProjectConfig, args) -> int:
     out = Path(args.out) if args.out else paths.table_path(cfg.results_dir, args.name)
     for line in write_table(summary, args.name, out):
         print(line)
+    if args.html:                      # the Snakemake --report's copy, from the cells CSV just written
+        from cel.report_doc import table_html
+
+        Path(args.html).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.html).write_text(table_html(out.with_suffix(".csv")))
     return 0
 
 
@@ -304,6 +309,7 @@ def _args_table(sp) -> None:
     sp.add_argument("--name", required=True)
     sp.add_argument("--summary")
     sp.add_argument("--out")
+    sp.add_argument("--html", help="also render the cells as HTML here (the Snakemake --report's table)")
 
 
 Handler = Callable[[ProjectConfig, argparse.Namespace], int]

@@ -128,21 +128,6 @@ rule prop1:
         "cel plot {params.config} --name prop1 --work {params.work} --out {output.pdf} > {log} 2>&1"
 
 
-rule table_html:
-    input:
-        f"{RES}/tables/{{table}}.csv",
-    output:
-        report(f"{RES}/report/tables/{{table}}.html", category="Tables"),
-    params:
-        config=RESOLVED,
-    log:
-        f"{RES}/logs/table_html/{{table}}.log",
-    conda:
-        "../../envs/cel.yaml"
-    shell:
-        "cel report {params.config} --table-html {input} --out {output} > {log} 2>&1"
-
-
 rule report_doc:
     input:
         tables=[f"{RES}/tables/{t}.tex" for t in CFG.raw["tables"]],

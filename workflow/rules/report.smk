@@ -39,6 +39,7 @@ rule make_table:
         tex=f"{RES}/tables/{{table}}.tex",
         cells=f"{RES}/tables/{{table}}.csv",
         claims=f"{RES}/tables/{{table}}_claims.csv",
+        html=report(f"{RES}/report/tables/{{table}}.html", category="Tables"),    # for snakemake --report
     params:
         config=RESOLVED,
     log:
@@ -46,7 +47,8 @@ rule make_table:
     conda:
         "../../envs/cel.yaml"
     shell:
-        "cel table {params.config} --name {wildcards.table} --summary {input} --out {output.tex} > {log} 2>&1"
+        "cel table {params.config} --name {wildcards.table} --summary {input} --out {output.tex} "
+        "--html {output.html} > {log} 2>&1"
 
 
 # Every table of the profile is a target by its name: `snakemake table6` builds Table 6's runs,
