@@ -2,7 +2,7 @@
 
 ``progressive``: the predict-then-train score of stream runs against the number of interactions
 seen (issue #11: CEL-Lite's progressive MSE on the ML-100k stream beside the full embedding's).
-Each curve is the cumulative score the trainer logs every 10 steps and at the end of a stream
+Each curve is the cumulative score the trainer logs (every step for MSE, every 10 steps for AUC, and at the end of a stream)
 (``progressive_<metric>`` against ``n``); the plotted points are returned for checking.
 """
 from __future__ import annotations

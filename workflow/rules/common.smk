@@ -170,4 +170,4 @@ def get_final_output():
     """Tables and summary (from metrics.json only) and the MLflow mirror of every run (a sink)."""
     figures = buildable_figures() + [f"{RES}/report/report.tex"] if CFG.raw["figures"] else []   # figure_inputs.smk
     return ([f"{RES}/summary.csv"] + [f"{RES}/tables/{t}.tex" for t in CFG.raw["tables"]]
-            + get_all_mirrors() + get_all_study_mirrors() + figures)
+            + get_all_mirrors() + get_all_study_mirrors() + figures + progressive_figures())

@@ -1,6 +1,7 @@
 # Which figures this profile's grid can feed, and the figure rules' input and param functions
 # (figures.smk holds the rules). No rules here.
 from cel.figs.fig6 import CRITERIA as _FIG6_CRITERIA
+from cel.train.tasks import TASKS
 
 
 def _grid(method, dataset, variant=None, compression=None, model="nmf", task="regression"):
@@ -98,3 +99,43 @@ def _fig7b_comps(wildcards):
     if not cs:
         raise ValueError(f"fig7b: the grid has no cel run below 100% on {wildcards.dataset}/original")
     return " ".join(f"--compression {c}" for c in cs)
+
+
+# The progressive (predict-then-train) score of single-pass streams (issue #11): a task streamed
+# once with no validation slice and no refit, where that score is the only one. One figure per
+# such task and dataset, the runs of fold 0 and seed 0 (e.g. config/lite.yaml's stream_once:
+# CEL-Lite 5% beside the full embedding).
+def _single_pass_tasks():
+    out = []
+    for name, spec in CFG.raw["tasks"].items():
+        feed, train = spec.get("feed") or {}, CFG.train_for(RunKey(name, "", "", "", "", "100", 0))
+        if feed.get("kind") in ("stream", "replay") and feed.get("passes") == 1 \
+                and not train.val_fraction and not train.refit:
+            out.append(name)
+    return out
+
+
+def _progressive_runs(task, dataset):
+    return [r for r in RUNS if r.task == task and r.dataset == dataset and r.fold == 0 and r.seed == 0]
+
+
+def progressive_figures():
+    return [f"{RES}/figures/progressive_{t}_{d}.png" for t in _single_pass_tasks() for d in _datasets()
+            if _progressive_runs(t, d)]
+
+
+def _progressive_inputs(wildcards):
+    runs = _progressive_runs(wildcards.task, wildcards.dataset)
+    if wildcards.task not in _single_pass_tasks() or not runs:
+        raise ValueError(f"progressive: {wildcards.task} is not a single-pass stream task with runs on "
+                         f"{wildcards.dataset} (fold 0, seed 0)")
+    return _metrics(runs)
+
+
+def _progressive_params(wildcards):
+    runs = _progressive_runs(wildcards.task, wildcards.dataset)
+    label = lambda r: (f"{r.method} {r.compression}%" if r.method != "full" else "full embedding") + \
+        (f" {r.model}" if len({x.model for x in runs}) > 1 else "") + \
+        (f" {r.variant}" if len({x.variant for x in runs}) > 1 else "")
+    metric = TASKS[CFG.task(runs[0].task)["kind"]].primary
+    return " ".join(f"--run '{label(r)}={paths.run_dir(RES, r)}'" for r in runs) + f" --metric {metric}"

@@ -10,6 +10,8 @@
 #   {RES}/figures/fig6_D.pdf                  five split criteria (summary.csv)
 #   {RES}/figures/fig7b_D.pdf                 share of B_q rows outside C (trains its own CEL runs)
 #   {RES}/figures/prop1.pdf                   Proposition 1 on planted synthetic data (its own runs)
+#   {RES}/figures/progressive_T_D.png        progressive score of a single-pass stream task T (fold 0,
+#                                             seed 0: e.g. config/lite.yaml's stream_once; part of `all`)
 #   report                                    {RES}/report/report.tex (+ .pdf with a TeX engine)
 # Each figure also writes .png and .csv (the plotted points) beside the .pdf. The PNGs (and Figure
 # 5's entropy CSV, each table's cells as HTML) are marked report(...) for
@@ -148,3 +150,18 @@ rule report_doc:
 rule report:
     input:
         f"{RES}/report/report.tex",
+
+
+rule progressive:
+    input:
+        _progressive_inputs,
+    output:
+        report(f"{RES}/figures/progressive_{{task}}_{{dataset}}.png", category="Figures", subcategory="Streams"),
+    params:
+        config=RESOLVED, runs=_progressive_params,
+    log:
+        f"{RES}/logs/figures/progressive_{{task}}_{{dataset}}.log",
+    conda:
+        "../../envs/cel.yaml"
+    shell:
+        "cel figure {params.config} {params.runs} --out {output} > {log} 2>&1"

@@ -72,9 +72,11 @@ class Task:
 
 
 class RunningScore:
-    """A task's score over a growing stream of (prediction, label) batches."""
+    """A task's score over a growing stream of (prediction, label) batches; ``every``: how many
+    steps apart the trainer asks for ``value()`` (1 where it costs O(1))."""
 
     n: int = 0
+    every: int = 10          # steps between progressive scores when each costs O(seen)
 
     def add(self, pred: torch.Tensor, y: torch.Tensor) -> None:
         raise NotImplementedError
@@ -101,7 +103,10 @@ class KeptScore(RunningScore):
 
 class ErrorSums(RunningScore):
     """Squared and absolute error sums in float64: O(batch) per batch and O(1) per ``value()``,
-    where keeping every prediction of a multi-pass replay stream (millions) cost O(seen) per score."""
+    where keeping every prediction of a multi-pass replay stream (millions) cost O(seen) per score,
+    so the progressive MSE is recorded after every step."""
+
+    every = 1
 
     def __init__(self):
         self.sse, self.sae, self.n = 0.0, 0.0, 0

@@ -41,7 +41,6 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "rmsprop": torch.optim.RMSprop,
 }
 EVAL_CHUNK = 1 << 16
-PROGRESSIVE_EVERY = 10      # steps between progressive scores over everything a stream has delivered
 
 
 class Callback:
@@ -193,8 +192,8 @@ class Trainer:
     def progressive_score(self, batch: Batch) -> None:
         """Stream feeds: score the batch with the current model before training on it. The batch's
         own score is logged every step; the score over everything seen so far (the task's running
-        score: error sums for MSE, every prediction for AUC) every ``PROGRESSIVE_EVERY`` steps and
-        at the end, not on every batch, which would cost O(seen) per step for AUC."""
+        score: error sums for MSE, after every step; every prediction for AUC, every ``every`` (10)
+        steps and at the end, not on every batch, which would cost O(seen) per step)."""
         fresh = getattr(batch, "fresh", None)         # a replay feed puts its new rows first
         if fresh is not None and fresh < len(batch):
             batch = batch_rows(batch, fresh)
@@ -203,7 +202,7 @@ class Trainer:
         self._prog.add(pred, batch.labels)
         self.history.progressive.append({"step": self.step, "n": self._prog.n,
                                          **{f"batch_{k}": v for k, v in self.task.metrics(pred, batch.labels).items()}})
-        if self.step % PROGRESSIVE_EVERY == 0:
+        if self.step % self._prog.every == 0:
             self._cumulative_score()
 
     def _cumulative_score(self) -> None:
