@@ -108,11 +108,11 @@ def test_user_group_gets_its_own_optimizer_and_lr():
     t.cfg = TrainConfig(optimizer="gd", lr=0.01, user_optimizer="adam", user_lr=0.5, steps=1)
     opts = t.build_optimizer()
     kinds = {type(o).__name__: o for o in opts}
-    assert set(kinds) == {"SGD", "Adam"}
+    assert set(kinds) == {"GD", "Adam"}
     assert kinds["Adam"].param_groups[0]["params"][0] is t.user_emb.weight
     assert kinds["Adam"].param_groups[0]["lr"] == 0.5
-    assert kinds["SGD"].param_groups[0]["params"][0] is t.item_emb.weight
-    assert kinds["SGD"].param_groups[0]["lr"] == 0.01
+    assert kinds["GD"].param_groups[0]["params"][0] is t.item_emb.weight
+    assert kinds["GD"].param_groups[0]["lr"] == 0.01
     t.cfg = TrainConfig(optimizer="gd", lr=0.01, user_lr=0.2, steps=1)       # same type: two groups
     (opt,) = t.build_optimizer()
     assert sorted(g["lr"] for g in opt.param_groups) == [0.01, 0.2]
