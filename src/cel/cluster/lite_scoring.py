@@ -7,9 +7,10 @@ x (E, n) and a validity mask (E, n).
 * :func:`candidate_losses` — Eq. 4 restricted to C candidate clusters per entity:
   L[e, c] = Σ_t valid[e, t] · ℓ(y(O[e, t], B_q[cand[e, c]]), x[e, t])          (E, C)
   A dot-product model (:class:`~cel.models.base.PairScorer`) needs one batched matrix product
-  (E, C, R) × (E, R, n); a model with ``candidate_scores(side, other, cand)`` (DIN, DeepFM: the
-  candidate at the target position, the first layer applied once per side) scores the (E, C, n)
-  block itself; any other model runs on (E_c · C · n, R) rows in chunks. O(E C n R).
+  (E, C, R) × (E, R, n); a model with ``candidate_scores(side, other, cand)`` (DIN, DeepFM, SAML,
+  DUPN: the candidate at the target position, whatever does not depend on it computed once per
+  side) scores the (E, C, n) block itself; any other model runs on (E_c · C · n, R) rows in
+  chunks. O(E C n R).
   Deduplicated first (:func:`_grid_losses`): under clustering the candidates are rows of the
   K-row cluster table and, with a clustered other side, so are the buffered embeddings, so the
   (E, C, n) block holds only U_c × U_o distinct (candidate, other) pairs. When that grid is
@@ -101,7 +102,7 @@ def _grid_losses(model: InteractionModel, side: str, other: torch.Tensor, cand: 
     ku, ki = torch.unique(oi * len(yu) + yi, return_inverse=True)               # distinct (other, target)
     ko, ky = ku // len(yu), ku % len(yu)
     grid = torch.empty(Uc, len(ku), dtype=other.dtype)                           # loss of (candidate, (other, target))
-    scores = getattr(model, "candidate_scores", None)                           # DIN/DeepFM; None while lazy
+    scores = getattr(model, "candidate_scores", None)                           # the model's fast path; None while lazy
     step = max(1, chunk_elems // max(1, Uo * max(R, 16)))
     for c0 in range(0, Uc, step):
         c = cu[c0:c0 + step]
@@ -135,7 +136,7 @@ def candidate_losses(model: InteractionModel, side: str, other: torch.Tensor, ca
             if out is not None:
                 return out
         out = torch.empty(E, C, dtype=other.dtype)
-        scores = getattr(model, "candidate_scores", None)          # DIN/DeepFM: first layer once per side
+        scores = getattr(model, "candidate_scores", None)          # the model's fast path: per-side parts once
         if scores is not None and scores(side, other[:1], cand[:1]) is not None:
             step = max(1, min(chunk_elems, _CACHE_ELEMS) // max(1, C * n * 16))     # (E_c, C, n, 16) hidden
             for e0 in range(0, E, step):

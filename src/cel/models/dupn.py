@@ -29,7 +29,8 @@ of the time since that interaction (``cel.train.feeds.ROW_FEATURES``).
 The history is left-padded by the Feed (oldest first, real slots last); the LSTM runs on the
 sequence rolled so that the real slots come first, so the hidden state at a real slot never saw
 a padded one (padded slots change nothing). Without a history (CEL's generic reassignment scores
-candidates on embeddings alone) r = 0.
+candidates on embeddings alone) r = 0; CEL-Lite's reassignment scores its (entity, candidate,
+buffered interaction) triples that way through ``candidate_scores``, z once per user embedding.
 
 Simplified from DUPN: one item id per behaviour (DUPN embeds several item features: shop, brand,
 category...), no query input (the target item is the query), no user-profile features beyond the
@@ -43,7 +44,7 @@ import torch
 from torch import nn
 
 from cel.models.base import InteractionModel
-from cel.models.layers import HIDDEN, check_nonneg, mlp
+from cel.models.layers import HIDDEN, check_nonneg, mlp, tower_over_candidates
 
 TYPE_VOCAB = 8          # behaviour types: 1..5 (ratings), 0 = padding
 GAP_BUCKETS = 32        # time-gap buckets, = cel.train.feeds.GAP_BUCKETS (not imported: feeds imports cel.models)
@@ -139,9 +140,30 @@ class DUPN(InteractionModel):
         """(B, 2): the run's task (head 0) and rating regression (head 1) on the shared z."""
         self._ready(user_emb.shape[-1])
         r = self.pool(user_emb, item_emb, history, history_mask, features)
-        z = torch.relu(self.shared(torch.cat([user_emb, r], -1)))           # shared user representation
-        x = torch.cat([z, item_emb], -1)
+        x = torch.cat([self.represent(user_emb, r), item_emb], -1)
         return torch.cat([h(x) for h in self.heads_], -1)
+
+    def represent(self, user_emb: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """(B, shared) z = ReLU(W_z [u, r]), the shared user representation."""
+        return torch.relu(self.shared(torch.cat([user_emb, r], -1)))
+
+    def candidate_scores(self, side: str, others: torch.Tensor, cand: torch.Tensor) -> torch.Tensor | None:
+        """(E, C, n) outputs with candidate c (``cand`` (E, C, R)) at the scored ``side``'s position and
+        each buffered interaction's other-side embedding (``others`` (E, n, R)), no history and no
+        features: exactly ``forward`` (head 0) on those (E·C·n) pairs (CEL-Lite's reassignment).
+        Without a history r = 0, so z depends on the user alone: it is computed once per user
+        embedding, and head 0's input [z, t] is the sum of [z, 0] and [0, t], one full-width slot of
+        :func:`~cel.models.layers.tower_over_candidates` (its first layer once per side, the hidden
+        layers per (entity, candidate, interaction)); the rating head is not evaluated. None while
+        the model is still lazy."""
+        if isinstance(self.shared, nn.modules.lazy.LazyModuleMixin) and self.shared.has_uninitialized_params():
+            return None
+        users, items = (others, cand) if side == "item" else (cand, others)
+        z = self.represent(users, users.new_zeros(*users.shape[:-1], self.S))       # (..., shared)
+        u_in = torch.cat([z, z.new_zeros(*z.shape[:-1], items.shape[-1])], -1)    # [z, 0]
+        t_in = torch.cat([items.new_zeros(*items.shape[:-1], z.shape[-1]), items], -1)    # [0, t]
+        c_in, o_in = (t_in, u_in) if side == "item" else (u_in, t_in)
+        return tower_over_candidates(self.heads_[0], 0, 0, c_in, o_in)
 
     def forward(self, user_emb: torch.Tensor, item_emb: torch.Tensor, history: torch.Tensor | None = None,
                 history_mask: torch.Tensor | None = None, features=None) -> torch.Tensor:

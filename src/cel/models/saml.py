@@ -23,6 +23,8 @@ embedding methods (so CEL / CEL-Lite clustering applies to user, target-item and
 
 A row without a scenario (CEL's generic reassignment scores candidates on embeddings alone) uses
 the uniform mixture over scenarios: the mean projection, the mean of the branch outputs.
+CEL-Lite's reassignment scores (entity, candidate, buffered interaction) triples that way through
+``candidate_scores``: everything that does not depend on the candidate is computed once per side.
 
 Scenarios on MovieLens-100k: the user's **age band** from ``u.user``, (<25, 25-34, 35-44, ≥45):
 234 / 310 / 194 / 205 users, close to quartiles, so every branch has data; ages are ordinal, so
@@ -45,7 +47,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
 from cel.models.base import InteractionModel
-from cel.models.layers import HIDDEN, check_nonneg, mlp
+from cel.models.layers import HIDDEN, check_nonneg, mlp, tower_over_candidates
 
 #: age-band edges of the MovieLens scenarios: < 25, 25-34, 35-44, >= 45
 AGE_EDGES = (25, 35, 45)
@@ -176,6 +178,45 @@ class SAML(InteractionModel):
         a = self.aux(glob).squeeze(-1)                                                # auxiliary network
         x = torch.cat([glob, u_s, t_s, p_s], -1)                                      # (B, 6R)
         h = self.branch_act((torch.einsum("bi,kid->bkd", x, self.branch_in) + self.branch_b).reshape(B * self.K, self.D))
-        h = self.mutual(h.reshape(B, self.K, self.D))                                 # (B, K, D)
-        out = (h * self.out_w).sum(-1) + self.out_b                                   # (B, K) each branch's output
-        return (w * out).sum(-1) + a
+        return self.mix(h.reshape(B, self.K, self.D), w) + a
+
+    def mix(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """(B, K, D) branch activations, (B, K) scenario weights -> (B,) Σ_s w_s out_s(m_s): the mutual
+        unit, each branch's output layer and the row's scenario mixture (affine in h)."""
+        out = (self.mutual(h) * self.out_w).sum(-1) + self.out_b                      # (B, K) each branch's output
+        return (w * out).sum(-1)
+
+    def candidate_scores(self, side: str, others: torch.Tensor, cand: torch.Tensor) -> torch.Tensor | None:
+        """(E, C, n) outputs with candidate c (``cand`` (E, C, R)) at the scored ``side``'s position and
+        each buffered interaction's other-side embedding (``others`` (E, n, R)), no history and no
+        scenario: exactly ``forward`` on those (E·C·n) pairs (CEL-Lite's reassignment). Without a
+        scenario every row has the same weights w = 1/K, hence the same subspace P̄ = Σ_k w_k P_k, and
+        the history pools are 0; so each side's projections [e_g, e_s], its share of every branch's
+        input layer and of the auxiliary network's first layer are computed once per embedding, and
+        ``mix`` (affine in the activations, for fixed w) is folded into one (K·D) vector read off the
+        unit vectors. Per (entity, candidate, interaction) only the branch activation, that dot product
+        and the auxiliary network's hidden layers run. None while the model is still lazy."""
+        if isinstance(self.proj_g, UninitializedParameter):
+            return None
+        own, other = (1, 0) if side == "item" else (0, 1)                        # slots: [u_g, t_g, p_g, u_s, t_s, p_s]
+        w = self.scenario_weights(None, 1, cand.device).to(cand.dtype)           # (1, K) uniform
+        P_s = torch.einsum("bk,kij->bij", w, self.proj_s)[0]                      # (R, R)
+        cand_g, cand_s, oth_g, oth_s = (x @ P.T for x in (cand, others) for P in (self.proj_g, P_s))
+        aux = tower_over_candidates(self.aux, own, other, cand_g, oth_g)          # (E, C, n)
+        if aux is None:
+            return None
+        K, D, R = self.K, self.D, cand.shape[-1]
+        W = self.branch_in.view(K, 6, R, D)                                       # per slot
+
+        def branch_part(g: torch.Tensor, s: torch.Tensor, slot: int) -> torch.Tensor:
+            """(..., K·D) every branch's input layer on [e_g, e_s] in slots ``slot``, ``slot`` + 3."""
+            return torch.cat([g, s], -1) @ W[:, [slot, slot + 3]].permute(1, 2, 0, 3).reshape(2 * R, K * D)
+
+        basis = torch.eye(K * D, dtype=cand.dtype, device=cand.device)
+        basis = torch.cat([basis.new_zeros(1, K * D), basis]).view(-1, K, D)      # 0, e_1 .. e_KD
+        y = self.mix(basis, w.expand(len(basis), K))
+        bias, v = y[0], y[1:] - y[0]                                              # mix(h) = v · h + bias
+        pre = (branch_part(cand_g, cand_s, own) + self.branch_b.flatten())[:, :, None] + branch_part(oth_g, oth_s, other)[:, None]
+        E, C, n, _ = pre.shape
+        h = self.branch_act(pre.view(-1, D)).view(-1, K * D)                      # (E·C·n, K·D)
+        return (h @ v + bias).view(E, C, n) + aux
