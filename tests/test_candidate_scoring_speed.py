@@ -1,8 +1,8 @@
 """CEL-Lite's candidate scoring in the deep models (issue 12, benchmark): the deduplicated path of
 :func:`cel.cluster.lite_scoring.candidate_losses` (each distinct (candidate, other-side) pair
 scored once, losses summed by counts) gives the losses of the plain forward pass on every
-(entity, candidate, buffered interaction) triple, for DIN and DeepFM, on both sides, for the
-conversion and the regression loss. Correctness only; the speed is benchmarks/bench_deep_reassign.py's.
+(entity, candidate, buffered interaction) triple, for DIN, DeepFM, SAML and DUPN, on both sides,
+for the conversion and the regression loss. Correctness only; the speed is benchmarks/bench_deep_reassign.py's.
 """
 from __future__ import annotations
 
@@ -19,22 +19,38 @@ from shared_fixtures import one_thread  # noqa: F401 (autouse fixture)
 R = 8
 
 
-def make_model(name: str):
+NAMES = ["din", "deepfm", "saml", "dupn"]
+
+
+def make_model(name: str, perturb: bool = False, **kw):
+    """A materialised model; ``perturb`` moves every parameter off its initial value (zero biases,
+    SAML's mutual-unit gates ...), so that each term of the forward pass counts."""
     torch.manual_seed(0)
-    kw = {"side_features": ("genre",), "vocab": {"genre": 5}} if name == "deepfm" else {}
+    if name == "deepfm":
+        kw = {"side_features": ("genre",), "vocab": {"genre": 5}, **kw}
     model = MODELS[name](nonneg="none", **kw)
     model(torch.randn(3, R), torch.randn(3, R))                        # materialise the lazy layers
+    if perturb:
+        with torch.no_grad():
+            for p in model.parameters():
+                if not isinstance(p, torch.nn.parameter.UninitializedParameter):   # DUPN's attention: history only
+                    p.add_(0.3 * torch.randn_like(p))
     return model
 
 
-def plain_losses(model, side, other, cand, y, valid, loss_terms):
-    """(E, C) Σ_t valid · ℓ(model(pair), y) with the plain forward on every expanded pair."""
+def expanded_forward(model, side, other, cand):
+    """(E, C, n) the model's plain forward on every (entity, candidate, interaction) row."""
     E, C, _ = cand.shape
     n = other.shape[1]
     o = other[:, None].expand(E, C, n, R).reshape(-1, R)
     c = cand[:, :, None].expand(E, C, n, R).reshape(-1, R)
     with torch.no_grad():
-        pred = (model(o, c) if side == "item" else model(c, o)).reshape(E, C, n)
+        return (model(o, c) if side == "item" else model(c, o)).reshape(E, C, n)
+
+
+def plain_losses(model, side, other, cand, y, valid, loss_terms):
+    """(E, C) Σ_t valid · ℓ(model(pair), y) with the plain forward on every expanded pair."""
+    pred = expanded_forward(model, side, other, cand)
     return (loss_terms(pred, y[:, None].expand_as(pred)) * valid[:, None]).sum(-1)
 
 
@@ -56,16 +72,17 @@ def clustered_inputs(E, C, n, K_own, K_other, task, seed=0):
 
 @pytest.mark.parametrize("task", [Conversion(), Regression()], ids=["conversion", "regression"])
 @pytest.mark.parametrize("side", ["item", "user"])
-@pytest.mark.parametrize("name", ["din", "deepfm"])
+@pytest.mark.parametrize("name", NAMES)
 def test_dedup_losses_equal_the_plain_forward(name, side, task):
-    model = make_model(name)
+    model = make_model(name, perturb=name in ("saml", "dupn"))
     other, cand, y, valid = clustered_inputs(E=40, C=11, n=7, K_own=9, K_other=6, task=task)
     ref = plain_losses(model, side, other, cand, y, valid, task.loss_terms)
     grid = _grid_losses(model, side, other, cand, y, valid, task.loss_terms, 1 << 22)
     assert grid is not None                                             # 9 x 6 pairs < 40 x 11 x 7 triples
     got = candidate_losses(model, side, other, cand, y, valid, task.loss_terms)
     block = candidate_losses(model, side, other, cand, y, valid, task.loss_terms, dedup=False)
-    for out in (grid, got, block):
+    small = candidate_losses(model, side, other, cand, y, valid, task.loss_terms, chunk_elems=1)
+    for out in (grid, got, block, small):
         assert out.shape == (40, 11)
         assert torch.allclose(out, ref, rtol=1e-5, atol=1e-5)
     assert torch.equal(got[0], torch.zeros(11))                         # nothing buffered: zero loss
