@@ -287,9 +287,13 @@ class ProjectConfig:
         """A named task entry: ``kind`` (Task registry), ``threshold``, ``feed``, ``train`` overrides."""
         return self.raw["tasks"][name]
 
+    def task_train(self, name: str) -> TrainConfig:
+        """A task's trainer settings: ``train`` with the task's ``train`` overrides."""
+        return replace(self.train, **self.task(name).get("train", {}))
+
     def train_for(self, key: RunKey) -> TrainConfig:
-        """The trainer settings of one run: ``train``, the task's ``train`` overrides, the run's seed."""
-        return replace(self.train, **self.task(key.task).get("train", {}), seed=key.seed)
+        """The trainer settings of one run: its task's (:meth:`task_train`) with the run's seed."""
+        return replace(self.task_train(key.task), seed=key.seed)
 
     @property
     def mirror(self) -> str | None:

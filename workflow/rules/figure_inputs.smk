@@ -108,7 +108,7 @@ def _fig7b_comps(wildcards):
 def _single_pass_tasks():
     out = []
     for name, spec in CFG.raw["tasks"].items():
-        feed, train = spec.get("feed") or {}, CFG.train_for(RunKey(name, "", "", "", "", "100", 0))
+        feed, train = spec.get("feed") or {}, CFG.task_train(name)
         if feed.get("kind") in ("stream", "replay") and feed.get("passes") == 1 \
                 and not train.val_fraction and not train.refit:
             out.append(name)
