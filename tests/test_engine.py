@@ -152,6 +152,29 @@ def test_history_is_the_users_earlier_items_masked():
     assert by[(1, 5)][1] == [False, False, False]
 
 
+@pytest.mark.parametrize("t_scale", [1, 10 ** 17])     # 10**17: keys overflow int64, per-user search
+def test_history_lookup_equals_a_brute_force_scan(t_scale):
+    """The one-searchsorted history end (user, time keys) against a scan per row, with query times
+    before, between, equal to and after the training times, users without training rows too."""
+    rng = np.random.default_rng(0)
+    n = 400
+    f = pd.DataFrame({"user": rng.integers(0, 30, n), "item": rng.integers(0, 50, n), "rating": 4.0,
+                      "timestamp": rng.integers(5, 60, n) * t_scale})
+    f = f.drop_duplicates(["user", "item"])
+    t = InteractionTable.from_frame(f, 32, 50, Regression().labels)   # users 30, 31: no rows
+    ctx = BatchContext(t, history_len=4)
+    assert (ctx._key is None) == (t_scale > 1)
+    users = rng.integers(0, 32, 300)
+    ts = rng.integers(0, 70, 300) * t_scale
+    hist, mask = ctx._history(users, ts)
+    tr_u, tr_t, tr_i = t.users.numpy(), t.timestamps.numpy(), t.items.numpy()
+    for k, (u, q) in enumerate(zip(users, ts)):
+        rows = np.flatnonzero((tr_u == u) & (tr_t < q))              # table order; ties keep it
+        want = tr_i[rows[np.argsort(tr_t[rows], kind="stable")]][-4:].tolist()
+        assert hist[k][mask[k]].tolist() == want, (u, q)
+        assert mask[k].tolist() == [False] * (4 - len(want)) + [True] * len(want)
+
+
 # -- the one trainer across feeds --------------------------------------------------------------------
 class _DotNoFastPath(InteractionModel):
     """A model that asks for history: the batch must carry it, looked up through the item method."""

@@ -141,6 +141,7 @@ class BatchContext:
             ratings = train.ratings if train.ratings is not None else train.labels + 1
             self._r = np.rint(ratings.numpy()[order]).astype(np.int64)
             self._start = np.searchsorted(self._u, np.arange(train.n_users + 1))
+            self._key = self._user_time_keys(train.n_users)
 
     def attach(self, batch: Batch, timestamps: torch.Tensor, ratings: torch.Tensor | None = None) -> Batch:
         if self.history_len:
@@ -170,12 +171,32 @@ class BatchContext:
             r = torch.round(ratings).to(torch.int64)[:, None]
             batch.features["rating"] = (r, torch.ones_like(r, dtype=torch.bool))
 
+    def _user_time_keys(self, n_users: int) -> tuple[np.ndarray, int, int] | None:
+        """(user * span + (t - t_min), t_min, span) per sorted training row: one array ordered as
+        the rows are (by user, then time), so one ``searchsorted`` finds every row's history end.
+        None when the keys would not fit in int64 (then each user's slice is searched alone)."""
+        if len(self._t) == 0:
+            return None
+        t_min = int(self._t.min())
+        span = int(self._t.max()) - t_min + 2          # t - t_min in [0, span - 2]; span - 1 = "after all"
+        if (n_users + 1) * span >= 2 ** 62:
+            return None
+        return self._u.astype(np.int64) * span + (self._t.astype(np.int64) - t_min), t_min, span
+
+    def _history_end(self, users: np.ndarray, ts: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Per row: the position of the user's first training interaction at or after ``ts``
+        (the strictly earlier ones, ``lo`` .. end - 1, are its history)."""
+        if self._key is not None:
+            key, t_min, span = self._key
+            q = users.astype(np.int64) * span + np.clip(ts.astype(np.int64) - t_min, 0, span - 1)
+            return np.searchsorted(key, q, side="left").astype(np.int64)
+        return lo + np.array([np.searchsorted(self._t[a:b], t, side="left")
+                              for a, b, t in zip(lo, self._start[users + 1], ts)], dtype=np.int64)
+
     def _history(self, users: np.ndarray, ts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         H = self.history_len
         lo = self._start[users]
-        # end = first training interaction of the user at or after ts (strictly earlier ones are history)
-        end = lo + np.array([np.searchsorted(self._t[a:b], t, side="left")
-                             for a, b, t in zip(lo, self._start[users + 1], ts)], dtype=np.int64)
+        end = self._history_end(users, ts, lo)
         pos = end[:, None] - H + np.arange(H)[None, :]          # (B, H), oldest first
         mask = pos >= lo[:, None]
         pos = np.clip(pos, 0, max(0, len(self._items) - 1))
