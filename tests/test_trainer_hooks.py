@@ -91,7 +91,7 @@ def test_method_penalties_are_scaled_like_the_norm_regulariser():
     t = _trainer(emb, reg=0.0)
     batch = next(t.feed.batches())
     pen = emb.penalty()
-    assert pen is not None and float(pen) > 0
+    assert pen is not None and float(pen.detach()) > 0
     total, sse = t.losses(batch)
     assert torch.allclose(total - batch.scale * sse, pen, atol=1e-3)          # full batch: as before
     small = dataclasses.replace(batch, reg_scale=1e-3)
