@@ -26,6 +26,12 @@ Item side features (the prepared ``items`` table; DeepFM/DIN fields, A.1 "catego
 * ``genres`` — the same tokens as ``category``: the column the MovieLens-side consumers read
   (``cel.train.feeds.item_genres``, the Table 5 genre initialisation), so they work unchanged.
 * ``title`` — kept for inspection, "" when missing.
+* ``top_category`` — the *top-level category* below the data set's own: the second name of every
+  category path whose first name is the data set's root ("PC", "PlayStation 4", "Xbox One" under
+  "Video Games"; "Camera & Photo" under "Electronics"), deduplicated in order of appearance and
+  joined by ``|`` ("" when there is none; a path of one name or under another root gives none).
+  The root is the first name shared by the paths of the most items of the metadata file (ties:
+  the smallest name). SAML's Amazon scenario (:mod:`cel.data.amazon_scenarios`) is built from it.
 
 :func:`parse_amazon` returns raw frames in the shape of :mod:`cel.data.parsers` (``raw_user``,
 ``raw_item``, ``rating``, ``timestamp`` / ``raw_item`` + item columns) with the items restricted
@@ -57,7 +63,7 @@ from cel.errors import DataError
 
 Source = str | Path | bytes
 RATING_COLUMNS = ["raw_user", "raw_item", "rating", "timestamp"]
-ITEM_COLUMNS = ["raw_item", "title", "genres", "category", "brand"]
+ITEM_COLUMNS = ["raw_item", "title", "genres", "category", "brand", "top_category"]
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -155,10 +161,35 @@ def leaf_categories(categories) -> str:
     return "|".join(leaves)
 
 
+def category_heads(categories) -> tuple[tuple[str, str], ...]:
+    """``[['A', 'B', 'C'], ['A', 'D'], ['X'], ['A', 'B']]`` -> ``(('A', 'B'), ('A', 'D'))``: the first two
+    names of every path that has two, deduplicated in order (a ``|`` inside a name becomes ``/``).
+    ``categories`` must already have passed :func:`leaf_categories`' checks."""
+    heads: dict[tuple[str, str], None] = {}
+    for path in categories:
+        names = [c.strip().replace("|", "/") for c in path]
+        if len(names) >= 2 and names[0] and names[1]:
+            heads[(names[0], names[1])] = None
+    return tuple(heads)
+
+
+def top_categories(heads: dict[str, tuple[tuple[str, str], ...]]) -> tuple[str, dict[str, str]]:
+    """(root, asin -> ``top_category``) from every item's :func:`category_heads`: the root is the first
+    name of the most items' paths (ties: the smallest name; "" when no item has a path of two
+    names), an item's top categories the second names of its paths under the root, joined by ``|``."""
+    count: dict[str, int] = {}
+    for pairs in heads.values():
+        for first in dict.fromkeys(a for a, _ in pairs):
+            count[first] = count.get(first, 0) + 1
+    root = min(count, key=lambda c: (-count[c], c)) if count else ""
+    return root, {asin: "|".join(b for a, b in pairs if a == root) for asin, pairs in heads.items()}
+
+
 def read_meta(src: Source, name: str) -> pd.DataFrame:
-    """``meta_<Category>.json.gz`` -> raw_item, title, genres, category, brand (one row per ASIN;
-    a repeated ASIN keeps its first line)."""
+    """``meta_<Category>.json.gz`` -> raw_item, title, genres, category, brand, top_category (one row
+    per ASIN; a repeated ASIN keeps its first line)."""
     rows: dict[str, tuple[str, str, str, str, str]] = {}
+    heads: dict[str, tuple[tuple[str, str], ...]] = {}
     for no, raw in _numbered_lines(src, name):
         line = _decode(raw)
         try:
@@ -171,10 +202,12 @@ def read_meta(src: Source, name: str) -> pd.DataFrame:
             category = leaf_categories(d.get("categories", []))
             if asin not in rows:
                 rows[asin] = (asin, _text(d, "title"), category, category, _text(d, "brand").replace("|", "/"))
+                heads[asin] = category_heads(d.get("categories", []))
         except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError) as exc:
             snippet = line if len(line) <= 120 else line[:117] + "..."
             raise DataError(f"{name}, line {no}: malformed metadata line {snippet!r}: {exc}") from None
-    return pd.DataFrame(list(rows.values()), columns=ITEM_COLUMNS)
+    _, top = top_categories(heads)
+    return pd.DataFrame([(*row, top[asin]) for asin, row in rows.items()], columns=ITEM_COLUMNS)
 
 
 # ---------------------------------------------------------------------------------- together

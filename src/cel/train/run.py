@@ -216,8 +216,11 @@ def build(cfg: ProjectConfig, d: RunData, overrides: dict | None = None) -> Part
 # --------------------------------------------------------------------------------- train
 def user_scenarios(cfg: ProjectConfig, d: RunData) -> tuple[torch.Tensor, torch.Tensor]:
     """((N, 1) scenario ids 1..K of every user, 0 = unknown; mask), SAML's user feature: the age band
-    of ML-100k's u.user (cel.models.saml), or a power-law stream's home scenario, the one the
-    generator draws most of the user's rows in (cel.data.stream_source)."""
+    of ML-100k's u.user (cel.models.saml), a power-law stream's home scenario, the one the
+    generator draws most of the user's rows in (cel.data.stream_source), or on Amazon the home
+    category, the top-level category (below the data set's own) most of the user's *training* rows
+    are in, the K-1 most frequent ones named and the rest "other" (cel.data.amazon_scenarios)."""
+    from cel.data.amazon_scenarios import home_categories
     from cel.data.sources import SOURCES
     from cel.data.stream_source import home_scenarios
     from cel.models.saml import N_SCENARIOS
@@ -231,8 +234,14 @@ def user_scenarios(cfg: ProjectConfig, d: RunData) -> tuple[torch.Tensor, torch.
         table = paths.variant_dir(cfg.results_dir, name, d.key.variant) / "interactions.parquet"
         ids = torch.as_tensor(home_scenarios(name, ds, table, d.fold.n_users, N_SCENARIOS))[:, None]
         return ids, ids > 0
+    if ds["kind"] in SOURCES and SOURCES[ds["kind"]].parser == "amazon":
+        train = d.tables["train"]          # training rows only: never the validation or test rows
+        ids = torch.as_tensor(home_categories(d.items, train.users.numpy(), train.items.numpy(), d.fold.n_users,
+                                              N_SCENARIOS)[0])[:, None]
+        return ids, ids > 0
     raise ConfigError(f"config invalid value at 'datasets.{name}.kind': {ds['kind']!r} has no user scenarios "
-                      f"(SAML's scenario is defined for ml-100k, the u.user age band, and stream, the home scenario)")
+                      f"(SAML's scenario is defined for ml-100k, the u.user age band, stream, the home scenario, "
+                      f"and the Amazon kinds, the home category)")
 
 
 USER_FEATURES = {"scenario": user_scenarios}      # name -> builder (cfg, run data) of (N, F) user fields
