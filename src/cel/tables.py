@@ -475,14 +475,13 @@ def _claim_pairs(claim: Claim, recs: list[dict], spec: TableSpec):
     axis = claim.axis or spec.rows[0].name
     at_axis = claim.at_axis or spec.cols[-1].name
     others = [k for k in _cell_keys(spec) if k != axis]
-    groups: dict[tuple, dict[str, dict]] = {}
-    for r in recs:
-        if not claim.at or r[at_axis] in claim.at:
-            groups.setdefault(tuple(r[k] for k in others), {})[r[axis]] = r
-    for key in sorted(groups, key=lambda t: tuple(map(str, t))):
-        g = groups[key]
-        if claim.better in g and claim.worse in g:
-            yield dict(zip(others, key)), g[claim.better], g[claim.worse]
+    cells = {(tuple(r[k] for k in others), r[axis]): r for r in recs}
+    keys = {k for k, v in cells if v == claim.better and (not claim.at or dict(zip(others, k))[at_axis] in claim.at)}
+    for key in sorted(keys, key=lambda t: tuple(map(str, t))):
+        worse_key = key if claim.worse_at is None else tuple(
+            claim.worse_at if k == at_axis else v for k, v in zip(others, key))
+        if (worse_key, claim.worse) in cells:
+            yield dict(zip(others, key)), cells[(key, claim.better)], cells[(worse_key, claim.worse)]
 
 
 def _claim_row(claim: Claim, coords: dict, a: dict, b: dict, per_fold: dict, spec: TableSpec) -> dict:
@@ -499,9 +498,10 @@ def _claim_row(claim: Claim, coords: dict, a: dict, b: dict, per_fold: dict, spe
     fa, fb = per_fold.get(tuple(a[k] for k in keys), {}), per_fold.get(tuple(b[k] for k in keys), {})
     common = sorted(set(fa) & set(fb), key=str)
     op = ('>' if higher else '<') + ('=' if margin is not None else '')
+    worse_at = "" if claim.worse_at is None else f" at {claim.at_axis or spec.cols[-1].name} {claim.worse_at}"
     return {
         **{k: v for k, v in coords.items() if k != "metric"},
-        "claim": f"{claim.better} {op} {claim.worse}",
+        "claim": f"{claim.better} {op} {claim.worse}{worse_at}",
         "where": ", ".join(f"{k}={v}" for k, v in shown.items()),
         "metric": metric,
         "dataset": coords.get("dataset", fixed.get("dataset", "")),
@@ -553,6 +553,8 @@ def write_table(summary: pd.DataFrame, name: str, out_tex: str | Path) -> list[s
     write_text(cells_path, shown.to_csv(index=False))
     claims_path = out.with_name(f"{out.stem}_claims.csv")
     write_text(claims_path, claims.to_csv(index=False))
+    if spec.sizes is not None:
+        write_text(out.with_name(f"{out.stem}_sizes.csv"), spec.sizes(summary).to_csv(index=False))
 
     def test_text(r) -> str:
         if pd.isna(r.p_value):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Any, Callable, Mapping, Union
 
 import numpy as np
 
@@ -223,6 +223,9 @@ class Claim:
     ``margin`` (None: a superiority claim, "better beats worse") makes it a non-inferiority claim,
     "better is no worse than worse by more than ``margin``" (READINGS: AUC 0.001, MSE 0.002). It is
     in the metric's own units, before the table's ``scale`` (which is applied to it as to values).
+
+    ``worse_at`` compares against the ``worse`` cell at that value of ``at_axis`` instead of the
+    same one: Table 4's "CEL-Lite at 10% is no worse than the full embedding (at 100%)".
     """
 
     better: Value
@@ -231,11 +234,14 @@ class Claim:
     axis: str = ""
     at_axis: str = ""
     margin: float | None = None
+    worse_at: Value | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "better", canon(self.better))
         object.__setattr__(self, "worse", canon(self.worse))
         object.__setattr__(self, "at", _canon_values(self.at) if self.at != () else ())
+        if self.worse_at is not None:
+            object.__setattr__(self, "worse_at", canon(self.worse_at))
         for a in (self.axis, self.at_axis):
             if a:
                 check_axis(a, "claim")
@@ -277,6 +283,9 @@ class TableSpec:
     deviations: tuple[str, ...] = ()
     #: static yes/no columns per row from paper_results.yaml, before the measured ones (Table 2's LTC/LMC/SIT)
     row_flags: RowFlags | None = None
+    #: builder of ``<stem>_sizes.csv`` beside the table from the runs' summary, for a table whose
+    #: claims compare cells of different sizes (Table 4: the size ratio full / CEL-Lite); None: none
+    sizes: Callable[[Any], Any] | None = None
 
     def __post_init__(self):
         rows = tuple(_as_axis(a) for a in (self.rows if isinstance(self.rows, (tuple, list)) else (self.rows,)))
