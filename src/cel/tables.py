@@ -476,7 +476,7 @@ def _claim_pairs(claim: Claim, recs: list[dict], spec: TableSpec):
     at_axis = claim.at_axis or spec.cols[-1].name
     others = [k for k in _cell_keys(spec) if k != axis]
     cells = {(tuple(r[k] for k in others), r[axis]): r for r in recs}
-    keys = {k for k, v in cells if v == claim.better and (not claim.at or dict(zip(others, k))[at_axis] in claim.at)}
+    keys = {k for (k, v), r in cells.items() if v == claim.better and (not claim.at or r[at_axis] in claim.at)}
     for key in sorted(keys, key=lambda t: tuple(map(str, t))):
         worse_key = key if claim.worse_at is None else tuple(
             claim.worse_at if k == at_axis else v for k, v in zip(others, key))
