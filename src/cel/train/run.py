@@ -214,34 +214,51 @@ def build(cfg: ProjectConfig, d: RunData, overrides: dict | None = None) -> Part
 
 
 # --------------------------------------------------------------------------------- train
-def user_scenarios(cfg: ProjectConfig, d: RunData) -> tuple[torch.Tensor, torch.Tensor]:
-    """((N, 1) scenario ids 1..K of every user, 0 = unknown; mask), SAML's user feature: the age band
-    of ML-100k's u.user (cel.models.saml), a power-law stream's home scenario, the one the
-    generator draws most of the user's rows in (cel.data.stream_source), or on Amazon the home
-    category, the top-level category (below the data set's own) most of the user's *training* rows
-    are in, the K-1 most frequent ones named and the rest "other" (cel.data.amazon_scenarios)."""
-    from cel.data.amazon_scenarios import home_categories
+def _age_bands(cfg: ProjectConfig, d: RunData, ds: dict) -> np.ndarray:
+    """ML-100k: the user's age band from u.user (cel.models.saml)."""
     from cel.data.sources import SOURCES
+    from cel.models.saml import user_scenarios as age_bands
+
+    return age_bands(Path(cfg.archives_dir) / SOURCES["ml-100k"].archive, d.fold.n_users)[0][:, 0].numpy()
+
+
+def _home_scenarios(cfg: ProjectConfig, d: RunData, ds: dict) -> np.ndarray:
+    """A power-law stream: the scenario the generator draws most of the user's rows in."""
     from cel.data.stream_source import home_scenarios
     from cel.models.saml import N_SCENARIOS
-    from cel.models.saml import user_scenarios as age_bands
+
+    table = paths.variant_dir(cfg.results_dir, d.key.dataset, d.key.variant) / "interactions.parquet"
+    return home_scenarios(d.key.dataset, ds, table, d.fold.n_users, N_SCENARIOS)
+
+
+def _home_categories(cfg: ProjectConfig, d: RunData, ds: dict) -> np.ndarray:
+    """Amazon: the top-level category (below the data set's own) most of the user's *training* rows
+    are in, the K-1 most frequent ones named and the rest "other" (cel.data.amazon_scenarios)."""
+    from cel.data.amazon_scenarios import home_categories
+    from cel.models.saml import N_SCENARIOS
+
+    train = d.tables["train"]          # training rows only: never the validation or test rows
+    return home_categories(d.items, train.users.numpy(), train.items.numpy(), d.fold.n_users, N_SCENARIOS)[0]
+
+
+#: source (a dataset kind's parser, or the kind itself) -> builder of every user's scenario id, 0 = unknown
+SCENARIO_SOURCES = {"ml-100k": _age_bands, "stream": _home_scenarios, "amazon": _home_categories}
+
+
+def user_scenarios(cfg: ProjectConfig, d: RunData) -> tuple[torch.Tensor, torch.Tensor]:
+    """((N, 1) scenario ids 1..K of every user, 0 = unknown; mask), SAML's user feature, built by the
+    dataset's entry of :data:`SCENARIO_SOURCES`."""
+    from cel.data.sources import SOURCES
 
     name = d.key.dataset
     ds = cfg.dataset(name)
-    if ds["kind"] == "ml-100k":
-        return age_bands(Path(cfg.archives_dir) / SOURCES["ml-100k"].archive, d.fold.n_users)
-    if ds["kind"] == "stream":
-        table = paths.variant_dir(cfg.results_dir, name, d.key.variant) / "interactions.parquet"
-        ids = torch.as_tensor(home_scenarios(name, ds, table, d.fold.n_users, N_SCENARIOS))[:, None]
-        return ids, ids > 0
-    if ds["kind"] in SOURCES and SOURCES[ds["kind"]].parser == "amazon":
-        train = d.tables["train"]          # training rows only: never the validation or test rows
-        ids = torch.as_tensor(home_categories(d.items, train.users.numpy(), train.items.numpy(), d.fold.n_users,
-                                              N_SCENARIOS)[0])[:, None]
-        return ids, ids > 0
-    raise ConfigError(f"config invalid value at 'datasets.{name}.kind': {ds['kind']!r} has no user scenarios "
-                      f"(SAML's scenario is defined for ml-100k, the u.user age band, stream, the home scenario, "
-                      f"and the Amazon kinds, the home category)")
+    source = SOURCES[ds["kind"]].parser if ds["kind"] in SOURCES else ds["kind"]
+    if source not in SCENARIO_SOURCES:
+        raise ConfigError(f"config invalid value at 'datasets.{name}.kind': {ds['kind']!r} has no user scenarios "
+                          f"(SAML's scenario is defined for ml-100k, the u.user age band, stream, the home scenario, "
+                          f"and the Amazon kinds, the home category)")
+    ids = torch.as_tensor(SCENARIO_SOURCES[source](cfg, d, ds), dtype=torch.int64)[:, None]
+    return ids, ids > 0
 
 
 USER_FEATURES = {"scenario": user_scenarios}      # name -> builder (cfg, run data) of (N, F) user fields
